@@ -70,10 +70,11 @@ function main() {
   })
 
   // Close the server (and with it the LevelDB store, flushing it to disk),
-  // then exit; a second signal or a slow close exits at once.
+  // then exit. NB: a second trigger (SIGTERM and then stdin EOF) must not cut
+  // the close short; a close that hangs is ended by the grace timer.
   let closing = false
   function shutdown() {
-    if (closing) process.exit(0)
+    if (closing) return
     closing = true
     setTimeout(() => process.exit(0), CLOSE_GRACE_MS).unref()
     server.close((err) => {

@@ -5,4 +5,7 @@ own packages; each registers itself here by adding a line to
 ``pytest_plugins``.
 """
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.emulators.fixtures",
+    "tests.controlplane.fixtures",
+]

@@ -1,0 +1,1 @@
+"""Pacing, the generation loop and its lifecycle."""

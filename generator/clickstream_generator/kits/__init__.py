@@ -1,0 +1,1 @@
+"""Small utilities that know nothing of clicks, sinks or engines."""

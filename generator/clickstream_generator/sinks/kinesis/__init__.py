@@ -1,0 +1,1 @@
+"""The Kinesis Data Streams sink; the only part of the generator that imports boto3."""

@@ -1,0 +1,1 @@
+"""The csgen operator: runs ClickstreamGenerator resources as generator pods (kopf)."""

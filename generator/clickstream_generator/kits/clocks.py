@@ -104,16 +104,14 @@ class VirtualClock:
         return self._timers[0][0] if self._timers else None
 
     async def advance(self, seconds: float) -> None:
-        """Move time forward, waking every wait that falls due on the way."""
-        target = self._now + seconds
-        while True:
-            await _settle()
-            deadline = self.next_deadline
-            if deadline is None or deadline > target:
-                break
-            self._now = max(self._now, deadline)
-            self._fire_due()
-        self._now = target
+        """Move time forward in one step, then wake every wait that fell due.
+
+        Like a busy real loop, waits that fell due on the way wake together at
+        the new time; use `advance_to_next` to visit each deadline.
+        """
+        await _settle()
+        self._now += seconds
+        self._fire_due()
         await _settle()
 
     async def advance_to_next(self) -> bool:

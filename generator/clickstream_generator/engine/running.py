@@ -138,6 +138,11 @@ class Producer:
         """The settings in force."""
         return self._settings
 
+    @property
+    def opened(self) -> bool:
+        """Whether the sink was opened successfully."""
+        return self._opened
+
     async def open(self) -> None:
         """Open the sink (once); raises `SinkError` if it cannot be used."""
         if not self._opened:
@@ -150,7 +155,15 @@ class Producer:
             self._refuse_if_closed("start")
             if self.state is State.RUNNING and self._task and not self._task.done():
                 return self.state
-            await self.open()
+            if self._task is not None and not self._task.done():
+                # NB: a loop that reached its limits flushes on its own; a new
+                # loop starts only once it is over, so there is never a second.
+                await asyncio.shield(self._task)
+            try:
+                await self.open()
+            except SinkError as exc:
+                self._fail(exc)
+                raise
             self._stop_requested = False
             self._interrupt.clear()
             self._finished.clear()
@@ -179,7 +192,11 @@ class Producer:
         await asyncio.shield(self._task)
         if self.state is State.STOPPING:
             # Stop flushes before it reports stopped.
-            await self.sink.flush(timeout)
+            try:
+                await self.sink.flush(timeout)
+            except SinkError as exc:
+                self._fail(exc)
+                return
             self.state = State.STOPPED
 
     async def wait_finished(self) -> None:
@@ -205,6 +222,7 @@ class Producer:
 
     def reconfigure(self, settings: RunSettings) -> int:
         """Apply new settings atomically between two chunks; returns the new version."""
+        self._refuse_if_closed("reconfigure")
         old = self._settings
         if (
             settings.model != old.model
@@ -236,17 +254,16 @@ class Producer:
     async def _loop(self) -> None:
         try:
             await self._generate()
-        except SinkError as exc:
-            self._fail(exc)
-        except Exception as exc:  # the loop must never die silently
-            logger.exception("The generation loop failed.")
-            self._fail(exc)
-        else:
             if self.state is State.RUNNING:
                 # The run reached its count or duration: flush, then it is over.
                 self.state = State.STOPPING
                 await self.sink.flush(self.stop_timeout)
                 self.state = State.STOPPED
+        except SinkError as exc:
+            self._fail(exc)
+        except Exception as exc:  # the loop must never die silently
+            logger.exception("The generation loop failed.")
+            self._fail(exc)
         finally:
             self._finished.set()
 

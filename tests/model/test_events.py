@@ -122,7 +122,9 @@ def test_shards_draw_only_their_users_and_never_repeat_each_other() -> None:
     for k in range(count):
         shard = ShardSlice(ShardIndex(k), ShardCount(count))
         allowed = shard.users_of(IdRange(1, 100))
-        events = [orjson.loads(r.data) for r in _source(seed=9, shard=shard).take(3000, first_time=0.0)]
+        events = [
+            orjson.loads(r.data) for r in _source(seed=9, shard=shard).take(3000, first_time=0.0)
+        ]
         assert {e["user_id"] for e in events} <= set(range(allowed.min, allowed.max + 1))
         streams.append([(e["event_type"], e["group_id"], e["product_id"]) for e in events])
     for a in range(count):

@@ -52,7 +52,8 @@ def _check(model: ClickModel, events: list[dict[str, object]]) -> None:
     assert set(groups) <= {group.id for group in model.groups}
 
     users = Counter(e["user_id"] for e in events)
-    assert min(users) >= model.users.min and max(users) <= model.users.max
+    assert min(users) >= model.users.min
+    assert max(users) <= model.users.max
     for user in range(model.users.min, model.users.max + 1):
         _assert_share(users[user], 1 / model.users.size, f"user {user}")
 

@@ -14,6 +14,10 @@ when the destination cannot keep up. A permanent failure raises
 `PermanentSinkError` from `send` (and from `flush`), which stops the
 generator; it never makes records vanish.
 
+`Sink.collect_metrics` yields Prometheus metric families built at collect
+time from the sink's own counters; no global registry is touched, so any
+number of sinks can live in one process (tests make many).
+
 Not here: batching, retries and limits, which are each sink's own business.
 """
 
@@ -24,10 +28,12 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from clickstream_generator.kits.errors import GeneratorError
 from clickstream_generator.model.events import Record
@@ -207,3 +213,42 @@ class Sink(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Sink-specific figures for status (buffer depth, target, ...)."""
         return {"kind": self.kind}
+
+    def collect_metrics(self) -> Iterable[Metric]:
+        """Prometheus metric families of this sink, built now from its counters."""
+        return accounting_metrics(self.accounting.snapshot(), sink=self.kind)
+
+
+def accounting_metrics(snapshot: AccountingSnapshot, *, sink: str) -> Iterator[Metric]:
+    """The accounting identity as metrics: accepted, acknowledged, failed, pending."""
+    accepted = CounterMetricFamily(
+        "csgen_events_accepted", "Events handed to the sink.", labels=["sink"]
+    )
+    accepted.add_metric([sink], snapshot.accepted)
+    yield accepted
+    acknowledged = CounterMetricFamily(
+        "csgen_events_acknowledged", "Events the destination confirmed.", labels=["sink"]
+    )
+    acknowledged.add_metric([sink], snapshot.acknowledged)
+    yield acknowledged
+    failed = CounterMetricFamily(
+        "csgen_events_failed", "Events given up on, by reason.", labels=["sink", "reason"]
+    )
+    for reason, count in sorted(snapshot.failed_by_reason.items()):
+        failed.add_metric([sink, reason], count)
+    yield failed
+    spooled = CounterMetricFamily(
+        "csgen_events_spooled", "Failed events written to the spool file.", labels=["sink"]
+    )
+    spooled.add_metric([sink], snapshot.spooled)
+    yield spooled
+    pending = GaugeMetricFamily(
+        "csgen_events_pending", "Events buffered or in flight.", labels=["sink"]
+    )
+    pending.add_metric([sink], snapshot.pending)
+    yield pending
+    buffered = GaugeMetricFamily(
+        "csgen_buffer_bytes", "Bytes of events not yet delivered.", labels=["sink"]
+    )
+    buffered.add_metric([sink], snapshot.buffered_bytes)
+    yield buffered

@@ -55,9 +55,7 @@ class EmbeddedKinesis:
         return boto3.session.Session(
             aws_access_key_id=EMULATOR_CREDENTIALS["aws_access_key_id"],
             aws_secret_access_key=EMULATOR_CREDENTIALS["aws_secret_access_key"],
-        ).client(
-            "kinesis", region_name=EMULATOR_REGION, endpoint_url=self.endpoint_url
-        )
+        ).client("kinesis", region_name=EMULATOR_REGION, endpoint_url=self.endpoint_url)
 
     def stop(self) -> None:
         if self._server is not None:

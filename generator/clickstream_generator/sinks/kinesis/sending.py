@@ -1,0 +1,102 @@
+"""The blocking edge: building the boto3 client and making the calls.
+
+Everything here runs in worker threads (boto3 is blocking) and touches
+nothing of the sink's state but the units of its own request.
+
+The client is configured explicitly: botocore's *standard* retry mode with
+few attempts (the sink does its own, per-record retries with a deadline),
+short connect and read timeouts so that a dead connection is noticed fast,
+and a connection pool as large as the requests that may run at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import boto3
+import botocore.config
+
+from clickstream_generator.sinks.kinesis.aggregation import ShardMap, encode_aggregate
+from clickstream_generator.sinks.kinesis.batching import Unit
+
+logger = logging.getLogger(__name__)
+
+
+def make_client(
+    *,
+    region: str | None,
+    endpoint_url: str | None,
+    max_in_flight: int = 4,
+    connect_timeout: float = 2.0,
+    read_timeout: float = 10.0,
+    attempts: int = 2,
+    extra_config: dict[str, Any] | None = None,
+) -> Any:
+    """A Kinesis client from boto3's standard credential chain.
+
+    The chain covers the environment, profiles and web identity (IRSA). Only
+    when an endpoint override is given and the chain finds nothing are
+    placeholder credentials used, since emulators need some.
+    """
+    config = botocore.config.Config(
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        # One connection per request in flight, plus one for describe/list calls.
+        max_pool_connections=max_in_flight + 1,
+        **(extra_config or {}),
+    )
+    session = boto3.session.Session()
+    if endpoint_url and session.get_credentials() is None:
+        logger.debug("No AWS credentials found; using placeholders for the endpoint override.")
+        session = boto3.session.Session(
+            aws_access_key_id="placeholder",
+            aws_secret_access_key="placeholder",  # noqa: S106
+        )
+    return session.client("kinesis", region_name=region, endpoint_url=endpoint_url, config=config)
+
+
+class Outcome(NamedTuple):
+    """How one PutRecords call ended: an answer or an error, and its latency."""
+
+    answer: dict[str, Any] | None
+    error: Exception | None
+    seconds: float
+
+
+def put_units(client: Any, stream_argument: dict[str, str], units: Sequence[Unit]) -> Outcome:
+    """One PutRecords call; never raises what the call raised, returns it."""
+    entries = []
+    for unit in units:
+        if unit.data is None:
+            unit.data = encode_aggregate(unit.records)
+        entry: dict[str, Any] = {"Data": unit.data, "PartitionKey": unit.partition_key}
+        if unit.explicit_hash_key is not None:
+            entry["ExplicitHashKey"] = unit.explicit_hash_key
+        entries.append(entry)
+    started = time.perf_counter()
+    try:
+        answer = client.put_records(Records=entries, **stream_argument)
+    except Exception as exc:
+        # NB: sorting this out (retry or give up) is the sink's job, on its loop.
+        return Outcome(None, exc, time.perf_counter() - started)
+    return Outcome(dict(answer), None, time.perf_counter() - started)
+
+
+def describe_stream(client: Any, stream_argument: dict[str, str]) -> dict[str, Any]:
+    answer = client.describe_stream_summary(**stream_argument)
+    return dict(answer["StreamDescriptionSummary"])
+
+
+def read_shard_map(client: Any, stream_argument: dict[str, str]) -> ShardMap:
+    """The open shards of the stream (every page of ListShards)."""
+    shards: list[dict[str, Any]] = []
+    answer = client.list_shards(**stream_argument)
+    shards.extend(answer["Shards"])
+    while answer.get("NextToken"):
+        answer = client.list_shards(NextToken=answer["NextToken"])
+        shards.extend(answer["Shards"])
+    return ShardMap.from_shards(shards)

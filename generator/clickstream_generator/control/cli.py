@@ -1,9 +1,13 @@
 """The ``csgen`` command line.
 
 ``csgen run`` generates events into a sink; ``csgen tail`` reads them back from
-a stream. Errors are one sentence on stderr (a traceback only with
-``--debug``). Exit codes: 0 all delivered, 1 something was not delivered or
-the run failed, 2 bad usage or configuration, 130 interrupted twice.
+a stream. ``csgen run --serve [HOST:]PORT`` also serves the HTTP control API
+(see docs/api.md): the process then boots idle unless ``--autostart``, keeps
+running after a stop, and exits on SIGTERM after stopping and flushing.
+
+Errors are one sentence on stderr (a traceback only with ``--debug``).
+Exit codes: 0 all delivered, 1 something was not delivered or the run
+failed, 2 bad usage or configuration, 130 interrupted twice.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from clickstream_generator import __version__
-from clickstream_generator.control import logs
+from clickstream_generator.control import logs, serving
+from clickstream_generator.control.api import ApiSettings, make_app
+from clickstream_generator.control.auth import Token, TokenError, load_token
 from clickstream_generator.control.progress import progress_line, report_progress, summary_line
 from clickstream_generator.engine.running import Limits, Producer, RunSettings, State
 from clickstream_generator.kits.errors import GeneratorError
@@ -31,7 +37,7 @@ from clickstream_generator.model.errors import ConfigError
 from clickstream_generator.model.events import derive_seed
 from clickstream_generator.model.loading import CONFIG_ENV, load_config
 from clickstream_generator.model.settings import ClickModel, ShardCount, ShardIndex, ShardSlice
-from clickstream_generator.sinks.base import Sink
+from clickstream_generator.sinks.base import Sink, SinkError
 from clickstream_generator.sinks.streams import FileSink, StdoutSink
 
 logger = logging.getLogger(__name__)
@@ -83,6 +89,13 @@ def _seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
     return value
+
+
+def _address(text: str) -> tuple[str, int]:
+    try:
+        return serving.parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,6 +158,30 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=20.0,
         help="seconds to flush on stop or SIGTERM before spooling the rest",
+    )
+    control = run.add_argument_group("control API (see docs/api.md)")
+    control.add_argument(
+        "--serve",
+        type=_address,
+        nargs="?",
+        const=(serving.DEFAULT_HOST, serving.DEFAULT_PORT),
+        metavar="[HOST:]PORT",
+        help="serve the HTTP control API (default 127.0.0.1:8080; in Kubernetes $(POD_IP):8080)",
+    )
+    control.add_argument(
+        "--autostart", action="store_true", help="with --serve: start generating at once"
+    )
+    control.add_argument(
+        "--token-file", type=Path, help="file holding the API bearer token (a mounted Secret)"
+    )
+    control.add_argument(
+        "--no-auth", action="store_true", help="serve the API without a token (trusted networks)"
+    )
+    control.add_argument(
+        "--open-probes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="leave /healthz, /readyz and /metrics open to kubelet and Prometheus (default: on)",
     )
     run.add_argument(
         "--progress-every", type=_seconds, default=5.0, help="seconds between progress lines"
@@ -291,9 +328,9 @@ def _start_embedded(stack: contextlib.ExitStack) -> Any:
     return embedded
 
 
-async def _run(args: argparse.Namespace, plan: RunPlan, sink: Sink) -> int:
-    loop = asyncio.get_running_loop()
-    producer = Producer(
+def _make_producer(args: argparse.Namespace, plan: RunPlan, sink: Sink) -> Producer:
+    logs.bind(producer_id=plan.producer_id, shard=plan.settings.shard.index)
+    return Producer(
         plan.settings,
         sink,
         producer_id=plan.producer_id,
@@ -301,17 +338,10 @@ async def _run(args: argparse.Namespace, plan: RunPlan, sink: Sink) -> int:
         limits=plan.limits,
         stop_timeout=args.shutdown_timeout,
     )
-    logs.bind(producer_id=plan.producer_id, shard=plan.settings.shard.index)
-    settings = plan.settings
-    rate = "as fast as the sink accepts" if settings.rate is None else f"{settings.rate:g} events/s"
-    users = settings.shard.users_of(settings.model.users)
-    print(
-        f"csgen: generating {rate} into {sink.kind} as {plan.producer_id} "
-        f"(seed {plan.seed}, users {users}); Ctrl-C stops after flushing",
-        file=sys.stderr,
-        flush=True,
-    )
-    started = loop.time()
+
+
+def _catch_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+    """SIGINT/SIGTERM set the returned event; a second one exits at once."""
     interrupted = asyncio.Event()
     signals = 0
 
@@ -325,6 +355,28 @@ async def _run(args: argparse.Namespace, plan: RunPlan, sink: Sink) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    return interrupted
+
+
+def _release_signals(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+
+
+async def _run(args: argparse.Namespace, plan: RunPlan, sink: Sink) -> int:
+    loop = asyncio.get_running_loop()
+    producer = _make_producer(args, plan, sink)
+    settings = plan.settings
+    rate = "as fast as the sink accepts" if settings.rate is None else f"{settings.rate:g} events/s"
+    users = settings.shard.users_of(settings.model.users)
+    print(
+        f"csgen: generating {rate} into {sink.kind} as {plan.producer_id} "
+        f"(seed {plan.seed}, users {users}); Ctrl-C stops after flushing",
+        file=sys.stderr,
+        flush=True,
+    )
+    started = loop.time()
+    interrupted = _catch_signals(loop)
     reporter = None
     try:
         await producer.start()
@@ -343,10 +395,56 @@ async def _run(args: argparse.Namespace, plan: RunPlan, sink: Sink) -> int:
         if reporter is not None:
             reporter.cancel()
         await producer.shutdown(args.shutdown_timeout)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        _release_signals(loop)
+    return _conclude(args, producer, sink, loop.time() - started)
+
+
+async def _serve(args: argparse.Namespace, plan: RunPlan, sink: Sink, token: Token | None) -> int:
+    """Serve the control API until SIGTERM; generate only when told to (or --autostart)."""
+    loop = asyncio.get_running_loop()
+    producer = _make_producer(args, plan, sink)
+    host, port = args.serve
+    app = make_app(producer, ApiSettings(token=token, open_probes=args.open_probes))
+    started = loop.time()
+    interrupted = _catch_signals(loop)
+    background: list[asyncio.Task[None]] = []
+    try:
+        async with serving.listening(app, host, port) as url:
+            what = "generating" if args.autostart else "idle until POST /v1/start"
+            auth = "no authentication" if token is None else "bearer token required"
+            print(
+                f"csgen: control API listening on {url} ({auth}); {what} into {sink.kind} as "
+                f"{plan.producer_id}; SIGTERM stops after flushing",
+                file=sys.stderr,
+                flush=True,
+            )
+            # The sink opens in the background: /readyz turns ready once it is reachable.
+            background.append(asyncio.create_task(serving.keep_opening(producer)))
+            if not args.quiet:
+                background.append(
+                    asyncio.create_task(
+                        report_progress(producer, started, every=args.progress_every)
+                    )
+                )
+            if args.autostart:
+                # A sink that cannot open leaves the producer failed, visible in /v1/status.
+                with contextlib.suppress(SinkError):
+                    await producer.start()
+            await interrupted.wait()
+            print("csgen: stopping: flushing what is buffered", file=sys.stderr, flush=True)
+            # NB: the API keeps answering while the producer flushes: status says stopping.
+            await producer.shutdown(args.shutdown_timeout)
+    finally:
+        for task in background:
+            task.cancel()
+        await producer.shutdown(args.shutdown_timeout)
+        _release_signals(loop)
+    return _conclude(args, producer, sink, loop.time() - started)
+
+
+def _conclude(args: argparse.Namespace, producer: Producer, sink: Sink, elapsed: float) -> int:
+    """Print the summary; the exit code says whether everything was delivered."""
     status = producer.status()
-    elapsed = loop.time() - started
     if not args.quiet and elapsed > args.progress_every:
         print(progress_line(status, elapsed), file=sys.stderr)
     print(summary_line(status, elapsed), file=sys.stderr, flush=True)
@@ -363,10 +461,31 @@ async def _run(args: argparse.Namespace, plan: RunPlan, sink: Sink) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    plan = plan_run(args, dict(os.environ))
+    environ = dict(os.environ)
+    token = _control_token(args, environ)
+    plan = plan_run(args, environ)
     with contextlib.ExitStack() as stack:
         sink = make_sink(args, plan, stack)
+        if args.serve is not None:
+            return asyncio.run(_serve(args, plan, sink, token))
         return asyncio.run(_run(args, plan, sink))
+
+
+def _control_token(args: argparse.Namespace, environ: dict[str, str]) -> Token | None:
+    """The API token; checked before anything starts, so a bad Secret fails fast."""
+    if args.serve is None:
+        for flag, given in (
+            ("--autostart", args.autostart),
+            ("--token-file", args.token_file is not None),
+            ("--no-auth", args.no_auth),
+        ):
+            if given:
+                raise UsageError(f"{flag} only applies with --serve [HOST:]PORT")
+        return None
+    try:
+        return load_token(token_file=args.token_file, environ=environ, no_auth=args.no_auth)
+    except TokenError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # -- csgen tail --------------------------------------------------------------

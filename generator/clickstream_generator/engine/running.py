@@ -121,6 +121,7 @@ class Producer:
         self._settings = settings
         self._source = self._make_source(settings, first_sequence=0)
         self._lock = asyncio.Lock()
+        self._open_lock = asyncio.Lock()
         self._interrupt = asyncio.Event()
         self._stop_requested = False
         self._task: asyncio.Task[None] | None = None
@@ -145,9 +146,11 @@ class Producer:
 
     async def open(self) -> None:
         """Open the sink (once); raises `SinkError` if it cannot be used."""
-        if not self._opened:
-            await self.sink.open()
-            self._opened = True
+        # NB: a start and a background retry may both ask; the sink opens once.
+        async with self._open_lock:
+            if not self._opened:
+                await self.sink.open()
+                self._opened = True
 
     async def start(self) -> State:
         """Start generating; a no-op if already running."""

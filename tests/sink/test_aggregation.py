@@ -1,0 +1,149 @@
+"""KPL aggregation: the records the sink packs are what standard de-aggregators read."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_kinesis_agg.deaggregator import iter_deaggregate_records
+
+from clickstream_generator.model.events import Record
+from clickstream_generator.sinks.kinesis.aggregation import (
+    AggregateBuilder,
+    ShardId,
+    ShardMap,
+    encode_aggregate,
+    hash_key,
+)
+from clickstream_generator.sinks.kinesis.sink import KinesisSettings, KinesisSink
+from tests.emulators import (
+    create_stream,
+    kinesis_client,
+    list_shards,
+    read_all_records,
+    unique_stream_name,
+)
+from tests.emulators.servers import Kinesalite
+from tests.sink.helpers import events
+
+
+def deaggregate(records: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes, bool]]:
+    """(partition key, data, was aggregated) of every user record inside."""
+    boto_records = [
+        {
+            "Data": data,
+            "PartitionKey": key,
+            "SequenceNumber": str(number),
+            "ApproximateArrivalTimestamp": datetime.datetime.now(datetime.UTC),
+        }
+        for number, (key, data) in enumerate(records)
+    ]
+    result = []
+    for user in iter_deaggregate_records(boto_records, data_format="Boto3"):
+        inner = user["kinesis"]
+        aggregated = bool(inner.get("aggregated"))
+        data = base64.b64decode(inner["data"]) if aggregated else inner["data"]
+        result.append((inner["partitionKey"], bytes(data), aggregated))
+    return result
+
+
+def test_encoded_aggregate_reads_back_with_the_reference_deaggregator() -> None:
+    records = [*events(200), Record(999, b"", "empty"), Record(1000, "ü€".encode(), "ключ")]
+    blob = encode_aggregate(records)
+    got = deaggregate([(records[0].partition_key, blob)])
+    assert all(aggregated for _, _, aggregated in got)
+    assert [(key, data) for key, data, _ in got] == [(r.partition_key, r.data) for r in records]
+
+
+def test_builder_predicts_the_exact_size() -> None:
+    builder = AggregateBuilder(ShardId("s"), max_size=1024 * 1024)
+    for record in events(300):
+        builder.add(record)
+    blob = encode_aggregate(builder.records)
+    assert builder.size == len(blob) + len(builder.records[0].partition_key)
+
+
+def test_shard_map_finds_the_owner_of_a_hash_key() -> None:
+    half = 2**127
+    shard_map = ShardMap.from_shards(
+        [
+            {"ShardId": "b", "HashKeyRange": {"StartingHashKey": str(half), "EndingHashKey": "9"}},
+            {"ShardId": "a", "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "1"}},
+            {
+                "ShardId": "closed",
+                "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "1"},
+                "SequenceNumberRange": {"EndingSequenceNumber": "5"},
+            },
+        ]
+    )
+    assert shard_map.shard_of(0) == "a"
+    assert shard_map.shard_of(half - 1) == "a"
+    assert shard_map.shard_of(half) == "b"
+
+
+@pytest.mark.kinesis
+@pytest.mark.kinesalite
+@pytest.mark.asyncio
+async def test_aggregated_events_land_on_their_shard_and_read_back_equal(
+    kinesalite: Kinesalite, tmp_path: Path
+) -> None:
+    client = kinesis_client(kinesalite.endpoint_url)
+    name = unique_stream_name("aggregated")
+    create_stream(client, name, shards=4)
+    sent = events(5000)
+    sink = KinesisSink(
+        KinesisSettings(
+            stream=name,
+            region="us-east-1",
+            endpoint_url=kinesalite.endpoint_url,
+            aggregate=True,
+            max_aggregate_bytes=16 * 1024,
+            spool_path=tmp_path / "spool.jsonl",
+        )
+    )
+    await sink.open()
+    for start in range(0, len(sent), 500):
+        await sink.send(sent[start : start + 500])
+    totals = await sink.close(30)
+    assert totals.acknowledged == 5000 and totals.failed == 0
+
+    stored = read_all_records(client, name)
+    # Far fewer Kinesis records than events: that is the point.
+    assert len(stored) < 500
+    shards = {shard.shard_id: shard for shard in list_shards(client, name)}
+    got: list[tuple[str, bytes]] = []
+    for record in stored:
+        inner = deaggregate([(record.partition_key, record.data)])
+        # The explicit hash key is the first event's key hash, so it is in this shard too.
+        assert shards[record.shard_id].owns(hash_key(record.partition_key))
+        for key, data, _ in inner:
+            assert shards[record.shard_id].owns(hash_key(key))
+            got.append((key, data))
+    assert sorted(got) == sorted((r.partition_key, r.data) for r in sent)
+    assert sink.metrics.aggregated_events == 5000
+
+
+@pytest.mark.asyncio
+async def test_stale_shard_map_is_read_again(tmp_path: Path) -> None:
+    from tests.sink.helpers import FakeKinesis
+
+    fake = FakeKinesis()
+    sink = KinesisSink(
+        KinesisSettings(stream="fake", region="us-east-1", aggregate=True, linger=0.01),
+        client=fake,
+    )
+    await sink.open()
+    # The fake answers "shardId-0", not the listed shard id: the map looks stale.
+    await sink.send(events(100))
+    assert await sink.flush(5)
+    async with asyncio.timeout(5):
+        while sink.metrics.shard_map_refreshes < 2:
+            await asyncio.sleep(0.01)
+    await sink.close(1)
+    entries: list[dict[str, Any]] = fake.stored
+    assert all(int(e["ExplicitHashKey"]) == hash_key(e["PartitionKey"]) for e in entries)

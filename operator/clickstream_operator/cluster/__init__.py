@@ -1,0 +1,1 @@
+"""Kubernetes API access: the only part of the operator that imports ``kubernetes``."""

@@ -1,0 +1,1 @@
+"""Talking to generator pods over their HTTP control API."""

@@ -1,0 +1,1 @@
+"""kopf registration and the ``csgen operator`` entry point."""

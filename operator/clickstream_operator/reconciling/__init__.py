@@ -1,0 +1,1 @@
+"""Desired versus actual: what each generator pod should be doing, and the status."""

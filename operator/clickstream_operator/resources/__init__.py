@@ -1,0 +1,1 @@
+"""The resource's spec as a model, and the Kubernetes objects it renders to (pure)."""

@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from clickstream_generator.engine.running import Producer
 from clickstream_generator.kits.errors import GeneratorError
@@ -59,14 +60,40 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, port
 
 
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """One DEBUG line per request: method, path and status, never the query string.
+
+    NB: aiohttp's own access log prints the whole request line, query included,
+    so a client that puts a token in the URL would get it logged.
+    """
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.debug(
+            "%s %s answered %d in %.1f ms.",
+            request.method,
+            request.path,
+            response.status,
+            time * 1000,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.DEBUG)
+
+
 @contextlib.asynccontextmanager
 async def listening(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
     """Serve ``app`` on host:port; yields the URL actually bound (port 0 picks one)."""
-    # NB: no access log: one line per request floods the log (probes, scrapes).
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT)
+    # One line per request at DEBUG only: at INFO, probes and scrapes would flood the log.
+    runner = web.AppRunner(
+        app,
+        access_log=logger,
+        access_log_class=PathOnlyAccessLogger,
+        shutdown_timeout=CLOSE_TIMEOUT,
+    )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, shutdown_timeout=CLOSE_TIMEOUT)
+        site = web.TCPSite(runner, host, port)
         try:
             await site.start()
         except OSError as exc:

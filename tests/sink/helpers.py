@@ -9,6 +9,7 @@ emulator throttles, and the product has no fault-injection switch.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import http.server
 import json
@@ -91,7 +92,7 @@ class FakeKinesis:
             ]
         }
 
-    def put_records(self, *, Records: list[dict[str, Any]], **_: Any) -> dict[str, Any]:
+    def put_records(self, *, Records: list[dict[str, Any]], **_: Any) -> dict[str, Any]:  # noqa: N803
         keys = [entry["PartitionKey"] for entry in Records]
         with self.lock:
             number = len(self.calls)
@@ -196,3 +197,14 @@ class ThrottlingProxy:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` on the event loop until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.01)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime
 from collections.abc import Iterable
@@ -29,7 +28,7 @@ from tests.emulators import (
     unique_stream_name,
 )
 from tests.emulators.servers import Kinesalite
-from tests.sink.helpers import events
+from tests.sink.helpers import events, until
 
 
 def deaggregate(records: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes, bool]]:
@@ -110,7 +109,8 @@ async def test_aggregated_events_land_on_their_shard_and_read_back_equal(
     for start in range(0, len(sent), 500):
         await sink.send(sent[start : start + 500])
     totals = await sink.close(30)
-    assert totals.acknowledged == 5000 and totals.failed == 0
+    assert totals.acknowledged == 5000
+    assert totals.failed == 0
 
     stored = read_all_records(client, name)
     # Far fewer Kinesis records than events: that is the point.
@@ -141,9 +141,7 @@ async def test_stale_shard_map_is_read_again(tmp_path: Path) -> None:
     # The fake answers "shardId-0", not the listed shard id: the map looks stale.
     await sink.send(events(100))
     assert await sink.flush(5)
-    async with asyncio.timeout(5):
-        while sink.metrics.shard_map_refreshes < 2:
-            await asyncio.sleep(0.01)
+    await until(lambda: sink.metrics.shard_map_refreshes >= 2, timeout=5)
     await sink.close(1)
     entries: list[dict[str, Any]] = fake.stored
     assert all(int(e["ExplicitHashKey"]) == hash_key(e["PartitionKey"]) for e in entries)

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from clickstream_generator.model.events import Record
 from clickstream_generator.sinks.base import PermanentSinkError, Sink
 from clickstream_generator.sinks.kinesis.sink import KinesisSettings, KinesisSink
-from tests.sink.helpers import THROTTLED, FakeKinesis, events, sized
+from tests.sink.helpers import THROTTLED, FakeKinesis, events, sized, until
 
 MIB = 1024 * 1024
 pytestmark = pytest.mark.asyncio
@@ -60,7 +60,8 @@ async def test_requests_hold_at_most_500_records(tmp_path: Path) -> None:
     totals = await deliver(KinesisSink(settings(tmp_path), client=fake), events(1201))
     assert max(len(call) for call in fake.calls) == 500
     assert len(fake.stored) == 1201
-    assert totals.acknowledged == 1201 and totals.pending == 0
+    assert totals.acknowledged == 1201
+    assert totals.pending == 0
 
 
 async def test_requests_hold_at_most_5_mib_counting_partition_keys(tmp_path: Path) -> None:
@@ -140,7 +141,8 @@ async def test_permanent_failure_stops_the_sink_and_spools_everything(
         await sink.send(events(5))
     totals = await sink.close(1)
     assert totals.failed_by_reason == {reason: 15}
-    assert totals.pending == 0 and len(spooled(tmp_path)) == 15
+    assert totals.pending == 0
+    assert len(spooled(tmp_path)) == 15
     assert sink.describe()["fatal"]
 
 
@@ -158,7 +160,8 @@ async def test_internal_failure_of_whole_calls_is_retried(tmp_path: Path) -> Non
 
     fake = FakeKinesis(decide)
     totals = await deliver(KinesisSink(settings(tmp_path), client=fake), events(100))
-    assert totals.acknowledged == 100 and len(fake.stored) == 100
+    assert totals.acknowledged == 100
+    assert len(fake.stored) == 100
 
 
 async def test_ordered_mode_keeps_each_keys_order_under_throttling(tmp_path: Path) -> None:
@@ -191,8 +194,7 @@ async def test_several_requests_run_at_once(tmp_path: Path) -> None:
     await sink.open()
     await sink.send(events(2000))
     flushing = asyncio.ensure_future(sink.flush(10))
-    while fake.in_flight < 3:
-        await asyncio.sleep(0.01)
+    await until(lambda: fake.in_flight >= 3)
     assert fake.max_in_flight == 3
     gate.set()
     assert await flushing

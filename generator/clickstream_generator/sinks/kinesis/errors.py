@@ -103,6 +103,12 @@ def classify(exc: BaseException, *, stream: str) -> SinkError:
                 f"{message}",
                 reason=reason,
             )
+        if reason == "invalid_credentials":
+            return PermanentSinkError(
+                f"AWS rejected the credentials ({code}: {message}); renew them in the "
+                "environment, the profile or the web identity token (IRSA)",
+                reason=reason,
+            )
         if code in PERMANENT_CODES:
             return PermanentSinkError(
                 f"Kinesis refused the request ({code}): {message}", reason=reason

@@ -380,7 +380,8 @@ class KinesisSink(Sink):
                     await asyncio.wait_for(self._settled.wait(), timeout=remaining)
                 except TimeoutError:
                     return False
-            return not self._pending_records
+            # NB: a fatal sink has nothing pending, but it did not deliver.
+            return not self._pending_records and self._fatal is None
         finally:
             self._flushing -= 1
 

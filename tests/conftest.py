@@ -7,4 +7,5 @@ own packages; each registers itself here by adding a line to
 
 pytest_plugins: list[str] = [
     "tests.emulators.fixtures",
+    "tests.controlplane.fixtures",
 ]

@@ -154,6 +154,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where.add_argument("--spool", type=Path, help="where undelivered events are written")
     where.add_argument(
+        "--buffer-records",
+        type=_positive_int,
+        default=100_000,
+        help="events buffered or in flight before generation slows down",
+    )
+    where.add_argument(
+        "--buffer-mb", type=_positive_int, default=32, help="MiB buffered before it slows down"
+    )
+    where.add_argument(
+        "--ordered",
+        action="store_true",
+        help="keep each partition key's order (one request per key at a time)",
+    )
+    where.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="pack events of one shard into KPL aggregated records (see docs/kinesis-sink.md)",
+    )
+    where.add_argument(
         "--shutdown-timeout",
         type=_seconds,
         default=20.0,
@@ -304,6 +323,10 @@ def make_sink(args: argparse.Namespace, plan: RunPlan, stack: contextlib.ExitSta
             max_in_flight=max_in_flight,
             linger=args.linger_ms / 1000.0,
             record_deadline=args.record_deadline,
+            buffer_records=max(1, args.buffer_records),
+            buffer_bytes=max(1, args.buffer_mb) * 1024 * 1024,
+            ordered=args.ordered,
+            aggregate=args.aggregate,
             spool_path=args.spool or Path(f"csgen-undelivered-{plan.producer_id}.jsonl"),
         )
     )
@@ -448,6 +471,15 @@ def _conclude(args: argparse.Namespace, producer: Producer, sink: Sink, elapsed:
     if not args.quiet and elapsed > args.progress_every:
         print(progress_line(status, elapsed), file=sys.stderr)
     print(summary_line(status, elapsed), file=sys.stderr, flush=True)
+    logger.info(
+        "Run finished: generated %d, acknowledged %d, failed %d %s, pending %d, spooled %d.",
+        status["generated"],
+        status["acknowledged"],
+        status["failed"],
+        status["failed_by_reason"],
+        status["pending"],
+        status["spooled"],
+    )
     undelivered = status["failed"] + status["pending"]
     if producer.state is State.FAILED:
         print(f"csgen: the run failed: {producer.last_error}", file=sys.stderr)

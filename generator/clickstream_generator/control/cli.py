@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from clickstream_generator import __version__
-from clickstream_generator.control import logs, serving
+from clickstream_generator.control import importing, logs, serving
 from clickstream_generator.control.api import ApiSettings, make_app
 from clickstream_generator.control.auth import Token, TokenError, load_token
 from clickstream_generator.control.progress import progress_line, report_progress, summary_line
@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument(
         "--follow", action="store_true", help="keep waiting for new records until Ctrl-C"
     )
+
+    _add_common(importing.add_parser(commands))
     return parser
 
 
@@ -558,7 +560,11 @@ def command_tail(args: argparse.Namespace) -> int:
 
 # -- entry point -----------------------------------------------------------------
 
-COMMANDS = {"run": command_run, "tail": command_tail}
+COMMANDS = {
+    "run": command_run,
+    "tail": command_tail,
+    "import-properties": importing.command_import_properties,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from clickstream_operator.handlers.running import add_arguments, run
+from clickstream_operator.handlers.options import add_arguments
+from clickstream_operator.handlers.running import run
 
 
 def main() -> int:

@@ -225,6 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_common(importing.add_parser(commands))
+
+    operator = commands.add_parser(
+        "operator",
+        help="run the Kubernetes operator for ClickstreamGenerator resources",
+        description="Run the csgen operator (kopf) until SIGTERM; see docs/operator.md.",
+    )
+    _add_common(operator)
+    try:
+        from clickstream_operator.handlers.options import add_arguments
+    except ImportError:  # the operator's dependencies are not installed
+        pass
+    else:
+        add_arguments(operator)
     return parser
 
 
@@ -558,12 +571,26 @@ def command_tail(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- csgen operator -----------------------------------------------------------
+
+
+def command_operator(args: argparse.Namespace) -> int:
+    try:
+        from clickstream_operator.handlers.running import run
+    except ImportError as exc:
+        raise UsageError(
+            f"the operator cannot start: {exc}; reinstall csgen with its dependencies"
+        ) from None
+    return run(args)
+
+
 # -- entry point -----------------------------------------------------------------
 
 COMMANDS = {
     "run": command_run,
     "tail": command_tail,
     "import-properties": importing.command_import_properties,
+    "operator": command_operator,
 }
 
 

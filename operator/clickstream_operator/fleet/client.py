@@ -18,7 +18,7 @@ from clickstream_operator.resources.rendering import API_PORT
 
 #: Seconds for status and configuration calls.
 QUICK_TIMEOUT = 3.0
-#: Seconds for a stop, which flushes the pod's buffer first.
+#: Seconds for a start or a stop: either may wait for a flush of the pod's buffer.
 STOP_TIMEOUT = 30.0
 
 
@@ -38,7 +38,7 @@ class GeneratorClient:
         return await self._call("GET", ip, "/v1/status", timeout=QUICK_TIMEOUT)
 
     async def start(self, ip: str) -> dict[str, Any]:
-        return await self._call("POST", ip, "/v1/start", timeout=QUICK_TIMEOUT)
+        return await self._call("POST", ip, "/v1/start", timeout=STOP_TIMEOUT)
 
     async def stop(self, ip: str) -> dict[str, Any]:
         return await self._call("POST", ip, "/v1/stop", timeout=STOP_TIMEOUT)

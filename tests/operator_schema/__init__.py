@@ -1,0 +1,1 @@
+"""The ClickstreamGenerator CRD, the deploy manifests, the Dockerfile and import-properties."""

@@ -1053,12 +1053,12 @@ def _decoded(kind: str, obj: Obj) -> dict[str, bytes]:
 
 def _repoint(text: str, mounts: Mapping[str, str]) -> str:
     """Replace each mount path in ``text`` by its local directory (longest path first)."""
-    for mount_path in sorted(mounts, key=len, reverse=True):
-        if mount_path == "/":
-            continue
-        pattern = re.escape(mount_path) + r"(?=$|[/\s:;,=\"'])"
-        text = re.sub(pattern, lambda _match, local=mounts[mount_path]: local, text)
-    return text
+    # One pass over all paths, so that a replacement is never replaced again.
+    paths = sorted((path for path in mounts if path != "/"), key=len, reverse=True)
+    if not paths:
+        return text
+    pattern = "(?:" + "|".join(map(re.escape, paths)) + r")(?=$|[/\s:;,=\"'])"
+    return re.sub(pattern, lambda match: mounts[match.group(0)], text)
 
 
 def _port(value: Any, container: Obj) -> int:

@@ -150,7 +150,7 @@ def test_the_operator_role_allows_what_it_needs_and_no_more(
             ("patch", "clickstreamgenerators.csgen.dev/status"),
             ("create", "statefulsets.apps"),
             ("watch", "pods"),
-            ("create", "events.events.k8s.io"),
+            ("create", "events"),
             ("list", "customresourcedefinitions.apiextensions.k8s.io"),
             ("patch", "clusterkopfpeerings.kopf.dev"),
         ]
@@ -162,6 +162,9 @@ def test_the_operator_role_allows_what_it_needs_and_no_more(
             ("delete", "pods"),
             ("create", "clusterkopfpeerings.kopf.dev"),
             ("create", "deployments.apps"),
+            ("update", "clickstreamgenerators.csgen.dev/status"),
+            ("list", "statefulsets.apps"),
+            ("patch", "secrets"),
         ]
         for verb, what in allowed + denied:
             completed = crds.kubectl(

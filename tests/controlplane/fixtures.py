@@ -112,6 +112,9 @@ def namespace(_admin_api: Rest, request: pytest.FixtureRequest) -> Iterator[str]
     _delete_namespace(_admin_api, name)
 
 
+# NB: trylast, after pytest's own sessionfinish, which tears the session
+# fixtures down when the run was interrupted (Ctrl-C, SIGTERM).
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the session when a process or directory of the control plane survived."""
     survivors = processes.kill_survivors()

@@ -262,12 +262,16 @@ def test_a_partial_model_keeps_what_it_says_and_defaults_the_rest(
     assert model["baseUrl"] == "https://webstore.demo.com"
 
 
-def test_unknown_fields_are_pruned_not_stored(crds: ControlPlane, module_namespace: str) -> None:
+def test_an_unknown_field_is_refused_by_default_and_pruned_without_validation(
+    crds: ControlPlane, module_namespace: str
+) -> None:
     manifest = resource("pruned")
     manifest["spec"]["colour"] = "blue"
-    completed = crds.kubectl(
-        "-n", module_namespace, "apply", "--validate=false", "-f", "-",
-        input=json.dumps(manifest),
-    )  # fmt: skip
-    assert completed.returncode == 0
+    strict = apply(crds, module_namespace, manifest, check=False)
+    assert strict.returncode == 1
+    assert 'unknown field "spec.colour"' in strict.stderr
+
+    crds.kubectl(
+        "-n", module_namespace, "apply", "--validate=false", "-f", "-", input=json.dumps(manifest)
+    )
     assert "colour" not in get(crds, module_namespace, "pruned")["spec"]

@@ -103,7 +103,7 @@ async def test_the_rate_may_be_max(make_client, sink):
         ({"model": {"users": {"min": 9, "max": 1}}}, "model.users.min"),
         ({"model": {"users": {"min": 1, "max": 2**60}}}, "model.users.max"),
         ({"model": {"baseUrl": "ftp://x"}}, "model.baseUrl"),
-        ({"model": {"seed": 8}}, "model.seed"),
+        ({"model": {"seed": -1}}, "model.seed"),
         ({"model": {"colour": "red"}}, "model.colour"),
         ({"model": []}, "model"),
         ({"speed": 3}, "speed"),

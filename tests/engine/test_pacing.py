@@ -182,3 +182,28 @@ def test_the_schedule_does_not_drift_over_a_day_at_high_rate() -> None:
 def test_a_schedule_refuses_a_non_positive_rate() -> None:
     with pytest.raises(ValueError, match="rate must be a positive"):
         Schedule(0.0, 0.0)
+
+
+@pytest.mark.asyncio
+async def test_a_new_seed_restarts_the_click_stream_and_sequences_go_on() -> None:
+    from dataclasses import replace
+
+    clock = VirtualClock()
+    sink = RecordingSink(clock)
+    producer = _producer(clock, sink, None, limits=Limits(count=100))
+    await producer.start()
+    await asyncio.wait_for(producer.wait_finished(), timeout=10)
+    settings = producer.settings
+    producer.reconfigure(replace(settings, model=replace(settings.model, seed=99)))
+    assert producer.seed == 99
+    await producer.start()
+    await asyncio.wait_for(producer.wait_finished(), timeout=10)
+    events = [orjson.loads(r.data) for _, r in sink.arrivals]
+    assert [e["sequence"] for e in events] == list(range(200))
+    # The second run is the seed-99 stream from its start.
+    reference = _producer(clock, RecordingSink(clock), None, limits=Limits(count=100))
+    reference.reconfigure(replace(settings, model=replace(settings.model, seed=99)))
+    await reference.start()
+    await asyncio.wait_for(reference.wait_finished(), timeout=10)
+    ref = [orjson.loads(r.data) for _, r in reference.sink.arrivals]  # type: ignore[attr-defined]
+    assert [e["user_id"] for e in events[100:]] == [e["user_id"] for e in ref]

@@ -282,7 +282,7 @@ async def put_config(request: web.Request) -> web.Response:
     producer = request.app[PRODUCER]
     body = await _read_json(request)
     try:
-        change = parse_change(body, producer.settings, seed=producer.seed)
+        change = parse_change(body, producer.settings)
     except InvalidChange as exc:
         raise ApiError(
             422,

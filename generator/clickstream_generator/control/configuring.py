@@ -9,8 +9,9 @@ here; the API applies the result in one step with `Producer.reconfigure`.
 
 Semantics: absent fields keep their value; ``model`` replaces the whole model
 (its absent keys take the shipped defaults, as in YAML files); ``shard`` may
-give only ``index`` or only ``count``. The model's seed is fixed for the life
-of the process, so a different ``model.seed`` is refused.
+give only ``index`` or only ``count``. A ``model.seed`` replaces the seed: the
+click stream restarts from that seed (and the shard index), while sequence
+numbers go on; a model without a seed keeps the seed in force.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Change:
     """The version the client based the change on, if it said."""
 
 
-def parse_change(body: Any, current: RunSettings, *, seed: int) -> Change:
+def parse_change(body: Any, current: RunSettings) -> Change:
     """Validate ``body`` against the settings in force; raise `InvalidChange`."""
     if not isinstance(body, Mapping):
         raise InvalidChange([FieldProblem("", "the body must be a JSON object")])
@@ -83,7 +84,7 @@ def parse_change(body: Any, current: RunSettings, *, seed: int) -> Change:
         rate = attempt(_rate, body["eventsPerSecond"])
     model = current.model
     if "model" in body:
-        model = attempt(_model, body["model"], seed)
+        model = attempt(_model, body["model"])
     partition_key = current.partition_key
     if "partitionKey" in body:
         partition_key = attempt(_partition_key, body["partitionKey"])
@@ -129,7 +130,7 @@ def _rate(value: Any) -> float | None:
     return rate
 
 
-def _model(value: Any, seed: int) -> ClickModel:
+def _model(value: Any) -> ClickModel:
     if not isinstance(value, Mapping):
         raise ConfigError(f"must be an object (got {value!r})", key="model")
     model = model_from_mapping(value, prefix="model.")
@@ -146,12 +147,6 @@ def _model(value: Any, seed: int) -> ClickModel:
                 f"must be between 0 and {MAX_ID} (got {group.id})",
                 key=f"model.groups[{position}].id",
             )
-    if model.seed is not None and model.seed != seed:
-        raise ConfigError(
-            f"the seed is fixed while the process runs (it is {seed}, got {model.seed}); "
-            "leave it out, or restart the generator with the new seed",
-            key="model.seed",
-        )
     return model
 
 

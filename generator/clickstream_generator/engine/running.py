@@ -227,6 +227,11 @@ class Producer:
         """Apply new settings atomically between two chunks; returns the new version."""
         self._refuse_if_closed("reconfigure")
         old = self._settings
+        if settings.model.seed is not None and settings.model.seed != self.seed:
+            # A new seed restarts the click stream from it; sequences go on.
+            self.seed = settings.model.seed
+        elif settings.model.seed is None and old.model.seed is not None:
+            settings = replace(settings, model=replace(settings.model, seed=self.seed))
         if (
             settings.model != old.model
             or settings.shard != old.shard

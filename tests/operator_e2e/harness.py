@@ -167,7 +167,8 @@ def generating(count: int, rate: float | None = None) -> Callable[[dict[str, Any
     def check(body: dict[str, Any]) -> bool:
         status = body.get("status") or {}
         ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
-        producers = [p for p in status.get("producers", []) if p.get("state") == "running"]
+        listed = status.get("producers", [])
+        producers = [p for p in listed if p.get("state") == "running"]
         shares_ok = rate is None or (
             len(producers) == count
             and abs(sum(p.get("targetRate", 0) for p in producers) - rate) < 1e-6
@@ -176,6 +177,7 @@ def generating(count: int, rate: float | None = None) -> Callable[[dict[str, Any
         return (
             status.get("observedGeneration") == body["metadata"]["generation"]
             and status.get("generatingReplicas") == count
+            and len(listed) == count
             and ready.get("status") == "True"
             and shares_ok
         )

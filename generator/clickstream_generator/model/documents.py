@@ -44,7 +44,6 @@ _KINESIS_KEYS = {
     "endpointUrl",
     "partitionKey",
     "aggregation",
-    "credentialsSecret",
 }
 # Fields of a resource's spec that only matter to Kubernetes.
 _SPEC_ONLY_KEYS = {
@@ -56,8 +55,7 @@ _SPEC_ONLY_KEYS = {
     "serviceAccountName",
     "nodeSelector",
     "tolerations",
-    "podTemplate",
-    "sink",
+    "credentialsSecret",
 }
 
 

@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bind address of the liveness endpoint",
     )
     parser.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority of this replica (default: random, so that one replica leads)",
+    )
+    parser.add_argument(
         "--peering",
         default=None,
         help="kopf peering name for high availability (only one replica is active)",

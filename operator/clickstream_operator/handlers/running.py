@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 
 import kopf
 
@@ -20,6 +21,9 @@ def run(args: argparse.Namespace) -> int:
         f"http://{args.liveness_host}:{args.liveness_port}/healthz" if args.liveness_port else None
     )
     namespaces = args.namespaces or []
+    # NB: kopf pauses every replica that sees a peer of equal priority, so
+    # each replica draws its own unless told otherwise.
+    priority = args.priority if args.priority is not None else secrets.randbelow(1_000_000) + 1
     asyncio.run(
         kopf.operator(
             registry=kopf.get_default_registry(),
@@ -27,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
             namespaces=namespaces,
             liveness_endpoint=liveness,
             peering_name=args.peering,
+            priority=priority,
             standalone=args.peering is None,
         )
     )

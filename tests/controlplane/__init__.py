@@ -6,7 +6,9 @@
 - ``running``: ``ControlPlane`` starts them on loopback with generated
   certificates and real RBAC, and stops them without leftovers.
 - ``pods``: ``PodRunner`` stands in for a kubelet and runs pods as local
-  processes, each with its own loopback IP.
+  processes, each with its own loopback IP; ``podspecs`` resolves env, field
+  paths and volumes for it, ``probing`` runs its probes.
+- ``processes``: process groups tied to their owner, and the leftover check.
 - ``fixtures``: the pytest plugin (``control_plane``, ``pod_runner``,
   ``namespace``, ``module_namespace``).
 

@@ -43,16 +43,12 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
-import http.client
 import json
 import logging
 import os
 import pathlib
-import re
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -62,101 +58,19 @@ import types
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
-from . import processes
+from . import podspecs, probing, processes
 from .building import ControlPlaneError
+from .podspecs import HOST_IP, Obj, PodSetupError
 from .rest import ApiError, Rest
 
 logger = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
-
 DEFAULT_NODE = "csgen-local-node"
-HOST_IP = "127.0.0.1"
 TICK = 0.1  # seconds between supervision rounds
-
-
-class PodSetupError(ControlPlaneError):
-    """A pod cannot be started yet (e.g. a Secret it needs is missing); retried."""
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# -- $(VAR) expansion -----------------------------------------------------------
-
-
-def expand(text: str, variables: Mapping[str, str]) -> str:
-    """Expand ``$(NAME)`` as Kubernetes does for env values, command and args.
-
-    ``$$`` is an escaped ``$``; an unknown or unterminated reference stays as written.
-    """
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char != "$" or i + 1 >= len(text):
-            out.append(char)
-            i += 1
-        elif text[i + 1] == "$":
-            out.append("$")
-            i += 2
-        elif text[i + 1] == "(":
-            end = text.find(")", i + 2)
-            if end < 0:
-                out.append(text[i:])
-                break
-            name = text[i + 2 : end]
-            out.append(variables[name] if name in variables else text[i : end + 1])
-            i = end + 1
-        else:
-            out.append(char)
-            i += 1
-    return "".join(out)
-
-
-# -- field paths ----------------------------------------------------------------
-
-_SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\[['\"]?(.+?)['\"]?\]$")
-
-
-def field_value(pod: Obj, path: str, *, pod_ip: str, node: str) -> str:
-    """The value of a downward-API ``fieldPath`` for ``pod``."""
-    metadata = pod.get("metadata", {})
-    spec = pod.get("spec", {})
-    subscript = _SUBSCRIPT.match(path)
-    if subscript:
-        return str(metadata.get(subscript.group(1), {}).get(subscript.group(2), ""))
-    simple = {
-        "metadata.name": metadata.get("name", ""),
-        "metadata.namespace": metadata.get("namespace", ""),
-        "metadata.uid": metadata.get("uid", ""),
-        "spec.nodeName": node,
-        "spec.serviceAccountName": spec.get("serviceAccountName", ""),
-        "status.podIP": pod_ip,
-        "status.podIPs": pod_ip,
-        "status.hostIP": HOST_IP,
-        "status.hostIPs": HOST_IP,
-    }
-    if path in simple:
-        return str(simple[path])
-    if path in ("metadata.labels", "metadata.annotations"):
-        items = metadata.get(path.split(".")[1], {})
-        return "\n".join(f'{key}="{value}"' for key, value in sorted(items.items()))
-    raise PodSetupError(f"fieldPath {path!r} is not supported by the local pod runner")
-
-
-def _resource_value(container: Obj, ref: Obj) -> str:
-    # Limits fall back to requests and then to a notional node of 2 CPUs / 4 GiB.
-    resource = ref.get("resource", "")
-    kind, _, name = resource.partition(".")
-    resources = container.get("resources", {})
-    value = resources.get(kind, {}).get(name) or resources.get("requests", {}).get(name)
-    if value is None:
-        value = {"cpu": "2", "memory": str(4 << 30), "ephemeral-storage": str(10 << 30)}.get(
-            name, "0"
-        )
-    return str(value)
 
 
 # -- the per-pod state ----------------------------------------------------------
@@ -509,7 +423,7 @@ class PodRunner:
             env.update(self._container_env(pod, container.spec))
             if kubeconfig is not None:
                 env.setdefault("KUBECONFIG", str(kubeconfig))
-            env = {key: _repoint(value, mounts) for key, value in env.items()}
+            env = {key: podspecs.repoint(value, mounts) for key, value in env.items()}
             command = container.spec.get("command") or []
             args = container.spec.get("args") or []
             if not command:
@@ -517,7 +431,9 @@ class PodRunner:
                     f"container {container.name!r} has no command; the local runner "
                     "ignores images, so it cannot use the image's entrypoint"
                 )
-            argv = [_repoint(expand(part, env), mounts) for part in [*command, *args]]
+            argv = [
+                podspecs.repoint(podspecs.expand(part, env), mounts) for part in [*command, *args]
+            ]
             # A bare command name is looked up on the pod's PATH, venv first.
             if os.sep not in argv[0]:
                 found = shutil.which(argv[0], path=env.get("PATH"))
@@ -525,7 +441,7 @@ class PodRunner:
                     raise PodSetupError(f"command {argv[0]!r} not found on PATH {env['PATH']}")
                 argv[0] = found
             working_dir = container.spec.get("workingDir")
-            container.cwd = _repoint(working_dir, mounts) if working_dir else self.cwd
+            container.cwd = podspecs.repoint(working_dir, mounts) if working_dir else self.cwd
             container.argv, container.env = argv, env
         pod.prepared = True
         pod.setup_error = ""
@@ -558,15 +474,15 @@ class PodRunner:
         for item in spec.get("env", []):
             name = item["name"]
             if "valueFrom" not in item:
-                env[name] = expand(item.get("value", ""), env)
+                env[name] = podspecs.expand(item.get("value", ""), env)
                 continue
             source = item["valueFrom"]
             if "fieldRef" in source:
-                env[name] = field_value(
+                env[name] = podspecs.field_value(
                     pod.obj, source["fieldRef"]["fieldPath"], pod_ip=pod.ip, node=self.node_name
                 )
             elif "resourceFieldRef" in source:
-                env[name] = _resource_value(spec, source["resourceFieldRef"])
+                env[name] = podspecs.resource_value(spec, source["resourceFieldRef"])
             else:
                 ref = source.get("secretKeyRef") or source.get("configMapKeyRef")
                 kind = "secrets" if "secretKeyRef" in source else "configmaps"
@@ -590,7 +506,10 @@ class PodRunner:
             if error.status == 404:
                 raise PodSetupError(f"{kind} {namespace}/{name} does not exist") from error
             raise
-        return {key: value.decode(errors="replace") for key, value in _decoded(kind, obj).items()}
+        return {
+            key: value.decode(errors="replace")
+            for key, value in podspecs.decoded(kind, obj).items()
+        }
 
     def _write_volumes(self, pod: _Pod) -> dict[str, str]:
         """Materialise the pod's volumes; return their local directories by name."""
@@ -648,7 +567,7 @@ class PodRunner:
             if error.status == 404:
                 raise PodSetupError(f"{kind} {pod.namespace}/{name} does not exist") from error
             raise
-        data = _decoded(kind, obj)
+        data = podspecs.decoded(kind, obj)
         items = ref.get("items")
         if items:
             for item in items:
@@ -660,7 +579,7 @@ class PodRunner:
     def _downward_files(self, pod: _Pod, items: list[Obj]) -> Iterator[tuple[str, bytes]]:
         for item in items:
             if "fieldRef" in item:
-                value = field_value(
+                value = podspecs.field_value(
                     pod.obj, item["fieldRef"]["fieldPath"], pod_ip=pod.ip, node=self.node_name
                 )
                 yield item["path"], value.encode()
@@ -858,7 +777,12 @@ class PodRunner:
             if probe.pending is None and now >= probe.next_at and self._probes is not None:
                 probe.next_at = now + self._period(probe)
                 probe.pending = self._probes.submit(
-                    _run_probe, probe.spec, pod.ip, container.spec, container.env, container.cwd
+                    probing.run_probe,
+                    probe.spec,
+                    pod.ip,
+                    container.spec,
+                    container.env,
+                    container.cwd,
                 )
 
     def _record(
@@ -1040,82 +964,6 @@ class PodRunner:
         if terminated:
             status["lastState"] = {"terminated": terminated}
         return status
-
-
-def _decoded(kind: str, obj: Obj) -> dict[str, bytes]:
-    """The data of a Secret or ConfigMap as bytes, by key."""
-    if kind == "secrets":
-        return {key: base64.b64decode(value) for key, value in (obj.get("data") or {}).items()}
-    data = {key: value.encode() for key, value in (obj.get("data") or {}).items()}
-    data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
-    return data
-
-
-def _repoint(text: str, mounts: Mapping[str, str]) -> str:
-    """Replace each mount path in ``text`` by its local directory (longest path first)."""
-    # One pass over all paths, so that a replacement is never replaced again.
-    paths = sorted((path for path in mounts if path != "/"), key=len, reverse=True)
-    if not paths:
-        return text
-    pattern = "(?:" + "|".join(map(re.escape, paths)) + r")(?=$|[/\s:;,=\"'])"
-    return re.sub(pattern, lambda match: mounts[match.group(0)], text)
-
-
-def _port(value: Any, container: Obj) -> int:
-    if isinstance(value, int) or str(value).isdigit():
-        return int(value)
-    for port in container.get("ports", []):
-        if port.get("name") == value:
-            return int(port["containerPort"])
-    raise PodSetupError(f"probe port {value!r} names no port of the container")
-
-
-def _run_probe(spec: Obj, pod_ip: str, container: Obj, env: Mapping[str, str], cwd: str) -> bool:
-    """Run one probe; True when it passes. Runs in the probe thread pool."""
-    timeout = float(spec.get("timeoutSeconds", 1))
-    if "httpGet" in spec:
-        action = spec["httpGet"]
-        host = action.get("host") or pod_ip
-        port = _port(action.get("port"), container)
-        if action.get("scheme", "HTTP").upper() == "HTTPS":
-            context = ssl._create_unverified_context()
-            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                host, port, timeout=timeout, context=context
-            )
-        else:
-            connection = http.client.HTTPConnection(host, port, timeout=timeout)
-        headers = {h["name"]: h["value"] for h in action.get("httpHeaders", [])}
-        try:
-            connection.request("GET", action.get("path", "/"), headers=headers)
-            return 200 <= connection.getresponse().status < 400
-        except OSError:
-            return False
-        finally:
-            connection.close()
-    if "tcpSocket" in spec:
-        action = spec["tcpSocket"]
-        address = (action.get("host") or pod_ip, _port(action.get("port"), container))
-        try:
-            with socket.create_connection(address, timeout=timeout):
-                return True
-        except OSError:
-            return False
-    if "exec" in spec:
-        try:
-            completed = subprocess.run(
-                spec["exec"]["command"],
-                env={**env, processes.OWNER_VARIABLE: str(os.getpid())},
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=timeout,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return completed.returncode == 0
-    # gRPC probes and anything newer: not supported, counted as passing.
-    return True
 
 
 def wait_for(

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.controlplane import building
-from tests.controlplane.pods import PodSetupError, _repoint, expand, field_value
+from tests.controlplane.podspecs import PodSetupError, expand, field_value, repoint
 
 POD = {
     "metadata": {
@@ -50,7 +50,7 @@ def test_field_paths_resolve_names_labels_and_addresses() -> None:
 def test_mount_paths_are_repointed_only_as_whole_path_components() -> None:
     mounts = {"/etc/csgen": "/tmp/v/config", "/etc/csgen/tls": "/tmp/v/tls"}
     text = "--config=/etc/csgen/a.yaml --cert /etc/csgen/tls/c.pem /etc/csgenx"
-    assert _repoint(text, mounts) == (
+    assert repoint(text, mounts) == (
         "--config=/tmp/v/config/a.yaml --cert /tmp/v/tls/c.pem /etc/csgenx"
     )
 

@@ -200,6 +200,8 @@ async def test_a_new_seed_restarts_the_click_stream_and_sequences_go_on() -> Non
     await asyncio.wait_for(producer.wait_finished(), timeout=10)
     events = [orjson.loads(r.data) for _, r in sink.arrivals]
     assert [e["sequence"] for e in events] == list(range(200))
+    # One event-id prefix per process run, across reconfigurations.
+    assert len({e["event_id"][:24] for e in events}) == 1
     # The second run is the seed-99 stream from its start.
     reference = _producer(clock, RecordingSink(clock), None, limits=Limits(count=100))
     reference.reconfigure(replace(settings, model=replace(settings.model, seed=99)))

@@ -35,7 +35,7 @@ from typing import Any
 from clickstream_generator.engine.pacing import Schedule
 from clickstream_generator.kits.clocks import Clock, RealClock
 from clickstream_generator.kits.errors import GeneratorError
-from clickstream_generator.model.events import EventSource
+from clickstream_generator.model.events import EventSource, run_id_prefix
 from clickstream_generator.model.settings import ClickModel, ShardSlice
 from clickstream_generator.sinks.base import Sink, SinkError
 
@@ -109,6 +109,8 @@ class Producer:
         self.producer_id = producer_id
         self.seed = seed
         self.boot_id = str(uuid.uuid4())
+        # One event-id prefix for the whole process run, across reconfigurations.
+        self._id_prefix = run_id_prefix()
         self.clock: Clock = clock or RealClock()
         self.limits = limits
         self.stop_timeout = stop_timeout
@@ -255,6 +257,7 @@ class Producer:
             seed=self.seed,
             partition_key=settings.partition_key,
             first_sequence=first_sequence,
+            id_prefix=self._id_prefix,
         )
 
     # -- the loop ----------------------------------------------------------

@@ -135,6 +135,7 @@ class EventSource:
         seed: int,
         partition_key: str = "user",
         first_sequence: int = 0,
+        id_prefix: str | None = None,
     ):
         if partition_key not in PARTITION_KEY_MODES:
             raise ValueError(f"partition key mode must be user or random (got {partition_key!r})")
@@ -147,7 +148,7 @@ class EventSource:
         self._random_keys = partition_key == "random"
         self._key_rng = np.random.default_rng()
         self._times = TimestampFormatter()
-        self._id_prefix = _run_id_prefix()
+        self._id_prefix = id_prefix or run_id_prefix()
         self._group_templates = [
             _template(model, g, product=False, producer=producer_id)
             for g in range(len(model.groups))
@@ -199,8 +200,8 @@ class EventSource:
         return records
 
 
-def _run_id_prefix() -> str:
-    """The random first 20 hex digits of this run's UUIDv8 event ids."""
+def run_id_prefix() -> str:
+    """Random first 20 hex digits for a run's UUIDv8 event ids (one per process run)."""
     bits = secrets.randbits(80)
     text = f"{bits:020x}"
     variant = "89ab"[int(text[16], 16) & 3]

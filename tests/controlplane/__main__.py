@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import pathlib
+import signal
 import sys
 import threading
 import time
@@ -38,20 +39,27 @@ def _where(_args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     processes.install_signal_handlers()
+    # A shell starts background jobs with SIGINT ignored; `kill -INT` should
+    # still stop `up &` the way Ctrl-C stops it in the foreground.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     target = pathlib.Path(args.kubeconfig).expanduser().resolve()
     started = time.monotonic()
     _progress("starting etcd, kube-apiserver and kube-controller-manager")
-    with ControlPlane() as plane, PodRunner(plane.kubeconfig):
-        plane.write_kubeconfig(target)
-        _progress(f"ready after {time.monotonic() - started:.1f} s at {plane.server}")
-        _progress(f"export KUBECONFIG={target}   # admin (system:masters)")
-        _progress("pods run as local processes; press Ctrl-C to stop and clean up")
-        try:
-            threading.Event().wait()
-        finally:
-            target.unlink(missing_ok=True)
-            _progress("stopping")
-    _progress("stopped; nothing left running")
+    try:
+        with ControlPlane() as plane, PodRunner(plane.kubeconfig):
+            plane.write_kubeconfig(target)
+            _progress(f"ready after {time.monotonic() - started:.1f} s at {plane.server}")
+            _progress(f"export KUBECONFIG={target}   # admin (system:masters)")
+            _progress("pods run as local processes; press Ctrl-C to stop and clean up")
+            try:
+                threading.Event().wait()
+            finally:
+                target.unlink(missing_ok=True)
+                _progress("stopping")
+    # Ctrl-C or SIGTERM: the way to stop, reported as an interrupt (130).
+    except KeyboardInterrupt:
+        _progress("stopped; nothing left running")
+        return 130
     return 0
 
 

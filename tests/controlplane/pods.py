@@ -8,8 +8,8 @@ project's Python environment (the directory of ``sys.executable`` comes first on
 
 What a pod gets:
 
-- its own loopback address, ``127.1.x.y``, as ``status.podIP``, so that many pods
-  can listen on the same port;
+- its own loopback address, ``127.x.y.z`` (x >= 1), as ``status.podIP``, so that many
+  pods can listen on the same port, also beside other runners on the machine;
 - its environment resolved as the kubelet would: plain values with ``$(VAR)``
   expansion, ``fieldRef`` (name, namespace, uid, labels, annotations, node name,
   service account, pod IP, host IP), ``resourceFieldRef``, ``secretKeyRef``,
@@ -47,6 +47,7 @@ import json
 import logging
 import os
 import pathlib
+import random
 import shutil
 import signal
 import subprocess
@@ -162,6 +163,7 @@ class PodRunner:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._next_ip = 0
+        self._first_block = random.SystemRandom().randrange(254 * 256)
         self._probes: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- public surface ---------------------------------------------------------
@@ -370,12 +372,15 @@ class PodRunner:
                 raise
 
     def _allocate_ip(self) -> str:
-        while True:
-            self._next_ip += 1
-            high, low = divmod(self._next_ip, 254)
-            if high < 256:
-                return f"127.1.{high}.{low + 1}"
-            self._next_ip = 0
+        """The next address of this runner's blocks of 254 in 127.1.0.0-127.254.255.255."""
+        # NB: other runners (other test sessions, an `up`) share the machine's
+        # loopback; each starts at a random block of the 65024, so that two of
+        # them hand out the same address only by a 1-in-65024 chance per pair.
+        index, low = divmod(self._next_ip, 254)
+        self._next_ip += 1
+        block = (self._first_block + index) % (254 * 256)
+        second, third = divmod(block, 256)
+        return f"127.{second + 1}.{third}.{low + 1}"
 
     def _adopt(self, obj: Obj) -> _Pod:
         metadata = obj["metadata"]
@@ -419,11 +424,15 @@ class PodRunner:
                 for mount in container.spec.get("volumeMounts", [])
                 if mount["name"] in volumes
             }
+            # NB: only what the spec says is re-pointed, never the runner's own
+            # paths (HOME, TMPDIR, KUBECONFIG): those live under /tmp, which a
+            # pod may well mount an emptyDir on.
+            declared = self._container_env(pod, container.spec)
+            declared = {key: podspecs.repoint(value, mounts) for key, value in declared.items()}
             env = self._base_env(pod)
-            env.update(self._container_env(pod, container.spec))
             if kubeconfig is not None:
-                env.setdefault("KUBECONFIG", str(kubeconfig))
-            env = {key: podspecs.repoint(value, mounts) for key, value in env.items()}
+                env["KUBECONFIG"] = str(kubeconfig)
+            env.update(declared)
             command = container.spec.get("command") or []
             args = container.spec.get("args") or []
             if not command:
@@ -431,8 +440,11 @@ class PodRunner:
                     f"container {container.name!r} has no command; the local runner "
                     "ignores images, so it cannot use the image's entrypoint"
                 )
+            # Re-point the literal parts first, then expand from the container's
+            # own variables, as the kubelet expands only those.
             argv = [
-                podspecs.repoint(podspecs.expand(part, env), mounts) for part in [*command, *args]
+                podspecs.expand(podspecs.repoint(part, mounts), declared)
+                for part in [*command, *args]
             ]
             # A bare command name is looked up on the pod's PATH, venv first.
             if os.sep not in argv[0]:

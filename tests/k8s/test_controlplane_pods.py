@@ -111,3 +111,30 @@ def test_a_pod_acts_with_its_service_accounts_rbac_permissions(
     assert "forbidden" in denied
     assert f"system:serviceaccount:{namespace}:default" in denied
     assert "configmap/kube-root-ca.crt" in pod_runner.log_path(namespace, "reader").read_text()
+
+
+def test_an_empty_dir_on_tmp_leaves_the_runners_own_paths_alone(
+    control_plane: ControlPlane, pod_runner: PodRunner, namespace: str
+) -> None:
+    # The runner's HOME, TMPDIR and KUBECONFIG live under /tmp too; only what
+    # the spec says may be re-pointed to the volume.
+    check = (
+        "import os, pathlib, sys; e = os.environ; out = pathlib.Path(sys.argv[1]);"
+        "out.parent.mkdir(parents=True, exist_ok=True); out.write_text('x');"
+        "ok = pathlib.Path(e['KUBECONFIG']).is_file() and pathlib.Path(e['HOME']).is_dir();"
+        "sys.exit(0 if ok and e['SCRATCH'] == str(out.parent) else 1)"
+    )
+    container = {
+        "command": ["python", "-c", check, "/tmp/scratch/out"],
+        "env": [{"name": "SCRATCH", "value": "/tmp/scratch"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    volumes = [{"name": "tmp", "emptyDir": {}}]
+    body = _pod(namespace, "tmpdir", container, restartPolicy="Never", volumes=volumes)
+    _apply(control_plane, body)
+
+    def phase() -> str:
+        return str(_status(control_plane, namespace, "tmpdir").get("phase", ""))
+
+    wait_for(lambda: phase() in ("Succeeded", "Failed"), timeout=30, message="tmpdir never ended")
+    assert phase() == "Succeeded", pod_runner.log_path(namespace, "tmpdir").read_text()

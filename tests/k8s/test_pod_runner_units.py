@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.controlplane import building
+from tests.controlplane import PodRunner, building
 from tests.controlplane.podspecs import PodSetupError, expand, field_value, repoint
 
 POD = {
@@ -93,3 +93,14 @@ def test_a_missing_go_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("GO", "/nonexistent/go")
     with pytest.raises(building.GoMissingError, match="not an executable Go command"):
         building.find_go()
+
+
+def test_pod_ips_are_distinct_loopback_addresses_outside_127_0() -> None:
+    runner = PodRunner("unused.kubeconfig")
+    addresses = [runner._allocate_ip() for _ in range(600)]
+    assert len(set(addresses)) == 600
+    for address in addresses:
+        first, second, _, low = (int(part) for part in address.split("."))
+        assert first == 127
+        assert 1 <= second <= 254
+        assert 1 <= low <= 254

@@ -70,10 +70,18 @@ def install(plane: ControlPlane) -> None:
 class OperatorProcess:
     """``python -m clickstream_operator --namespace NS`` as a child process."""
 
-    def __init__(self, kubeconfig: pathlib.Path, namespace: str, log: pathlib.Path):
+    def __init__(
+        self,
+        kubeconfig: pathlib.Path,
+        namespace: str,
+        log: pathlib.Path,
+        *,
+        extra: list[str] | None = None,
+    ):
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log = log
+        self.extra = extra or []
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -89,6 +97,7 @@ class OperatorProcess:
                     self.namespace,
                     "--liveness-port",
                     "0",
+                    *self.extra,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

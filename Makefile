@@ -18,8 +18,8 @@ test: $(STAMP) $(NODE_STAMP) controlplane lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check generator operator tests benchmarks
-	$(BIN)/ruff format --check generator operator tests benchmarks
+	$(BIN)/ruff check generator operator tests $(wildcard benchmarks)
+	$(BIN)/ruff format --check generator operator tests $(wildcard benchmarks)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/codespell generator operator tests docs README.md deploy

@@ -8,9 +8,11 @@ session would: create, observe, pause, resume, scale, kill, restart, delete.
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -176,6 +178,55 @@ def test_scale_moves_shares_and_slices_and_the_total_holds(env: Env) -> None:
     assert set(users) == {f"{NAME}-0", f"{NAME}-1"}
     assert users[f"{NAME}-0"] <= set(range(1, 51))
     assert users[f"{NAME}-1"] <= set(range(51, 100))
+
+
+def test_a_stop_by_hand_is_respected_until_the_spec_changes(env: Env) -> None:
+    token_b64 = env.csg.kubectl(
+        "get", "secret", f"{NAME}-api-token", "-o", "jsonpath={.data.token}"
+    ).stdout
+    token = base64.b64decode(token_b64).decode()
+    pod = next(p for p in env.csg.pods() if p["metadata"]["name"] == f"{NAME}-1")
+    request = urllib.request.Request(
+        f"http://{pod['status']['podIP']}:8080/v1/stop",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert orjson.loads(answer.read())["state"] == "stopped"
+
+    def held(body: dict[str, Any]) -> bool:
+        entry = next(p for p in body["status"]["producers"] if p["pod"] == f"{NAME}-1")
+        others = [p for p in body["status"]["producers"] if p["pod"] != f"{NAME}-1"]
+        return (
+            entry["state"] == "stopped"
+            and "by hand" in entry.get("message", "")
+            and [p.get("targetRate") for p in others] == [RATE]
+        )
+
+    env.csg.wait(held, "the stop by hand respected and the rate moved to the other pod")
+    # It stays stopped across timer rounds ...
+    assert stays(lambda: held(env.csg.get()), seconds=12.0, interval=1.0)
+    # ... until the spec changes.
+    env.csg.patch_spec(eventsPerSecond=RATE + 1)
+    env.csg.wait(generating(2, RATE + 1), "both generating after the spec change")
+    env.csg.patch_spec(eventsPerSecond=RATE)
+    env.csg.wait(generating(2, RATE), "back to the original rate")
+
+
+def test_a_change_of_resources_rolls_the_pods(env: Env) -> None:
+    before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in env.csg.pods()}
+    env.csg.patch_spec(resources={"requests": {"cpu": "50m", "memory": "64Mi"}})
+
+    def rolled(body: dict[str, Any]) -> bool:
+        pods = env.csg.pods()
+        uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods}
+        return (
+            set(uids) == set(before)
+            and all(uids[name] != before[name] for name in before)
+            and generating(2, RATE)(body)
+        )
+
+    env.csg.wait(rolled, "pods replaced by the rolling update and generating", timeout=180)
 
 
 def test_a_generator_killed_while_paused_comes_back_idle(env: Env) -> None:

@@ -54,7 +54,7 @@ def test_the_operator_runs_as_the_issue_says_non_root_and_read_only() -> None:
     assert deployment["spec"]["replicas"] == 2
     assert container["command"] == [
         "csgen", "operator", "--all-namespaces", "--log-format", "json",
-        "--liveness-port", "8081", "--peering", "csgen",
+        "--liveness-host", "$(POD_IP)", "--liveness-port", "8081", "--peering", "csgen",
     ]  # fmt: skip
     peering = load_documents(DEPLOY / "manifests" / "peering.yaml")
     assert [(doc["kind"], doc["metadata"]["name"]) for doc in peering] == [

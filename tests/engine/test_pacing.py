@@ -209,3 +209,20 @@ async def test_a_new_seed_restarts_the_click_stream_and_sequences_go_on() -> Non
     await asyncio.wait_for(reference.wait_finished(), timeout=10)
     ref = [orjson.loads(r.data) for _, r in reference.sink.arrivals]  # type: ignore[attr-defined]
     assert [e["user_id"] for e in events[100:]] == [e["user_id"] for e in ref]
+
+
+@pytest.mark.asyncio
+async def test_a_sink_failing_in_the_background_fails_the_producer_at_once() -> None:
+    from clickstream_generator.sinks.base import PermanentSinkError
+
+    clock = VirtualClock()
+    sink = RecordingSink(clock)
+    producer = _producer(clock, sink, 0.01)  # asleep for 100 s after the first event
+    await producer.start()
+    await clock.advance(1.0)
+    failed_at = clock.now()
+    sink.report_failure(PermanentSinkError("stream clicks was deleted", reason="stream_not_found"))
+    await asyncio.wait_for(producer.wait_finished(), timeout=1.0)
+    assert clock.now() == failed_at
+    assert producer.state is State.FAILED
+    assert "stream clicks was deleted" in (producer.last_error or "")

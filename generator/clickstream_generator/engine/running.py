@@ -133,6 +133,8 @@ class Producer:
         self._shortfall_before = 0
         self._samples: deque[tuple[float, int]] = deque(maxlen=64)
         self._opened = False
+        # A sink that fails in the background wakes the loop, which then fails too.
+        sink.add_failure_listener(lambda _error: self._interrupt.set())
 
     # -- lifecycle -------------------------------------------------------
 
@@ -296,6 +298,8 @@ class Producer:
         self._record_sample(start)
         while not self._stop_requested:
             self._interrupt.clear()
+            if self.sink.failure is not None:
+                raise self.sink.failure
             settings = self._settings
             now = clock.now()
             if (

@@ -28,7 +28,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -188,6 +188,26 @@ class Sink(abc.ABC):
 
     def __init__(self) -> None:
         self.accounting = Accounting()
+        #: The permanent failure that stopped the sink, once there is one.
+        self.failure: SinkError | None = None
+        self._failure_listeners: list[Callable[[SinkError], None]] = []
+
+    def add_failure_listener(self, listener: Callable[[SinkError], None]) -> None:
+        """Call ``listener`` (on the event loop) when the sink fails permanently.
+
+        A failure found in the background (an answer to a request in flight)
+        reaches the producer at once, not at its next send, which at a low
+        rate can be minutes away.
+        """
+        self._failure_listeners.append(listener)
+
+    def report_failure(self, error: SinkError) -> None:
+        """Record a permanent failure and tell the listeners (once)."""
+        if self.failure is not None:
+            return
+        self.failure = error
+        for listener in self._failure_listeners:
+            listener(error)
 
     async def open(self) -> None:  # noqa: B027 - most sinks have nothing to open
         """Connect and check the destination; raise `PermanentSinkError` if unusable."""

@@ -659,6 +659,7 @@ class KinesisSink(Sink):
             logger.error(
                 "Kinesis sink stopped: %s. Undelivered events are failed and spooled.", failure
             )
+            self.report_failure(failure)
         self._give_up(batch, failure.reason)
         self._give_up_everything_waiting(failure.reason)
         self._space.set()

@@ -169,3 +169,17 @@ def test_a_bad_properties_file_names_file_and_key(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"{bad}: customer-id-max: must be a whole number (got 'x')" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_tail_unpacks_aggregated_records(kinesalite_stream: StreamRef) -> None:
+    endpoint, stream = kinesalite_stream
+    common = ["--stream", stream, "--kinesis-endpoint", endpoint, "--region", "us-east-1"]
+    sent = csgen("run", "--count", "300", "--rate", "max", "--aggregate", *common)
+    assert sent.returncode == 0, sent.stderr
+    stored = read_all_records(kinesis_client(endpoint), stream)
+    assert len(stored) < 300  # aggregated: fewer records than events
+    tail = csgen("tail", *common, "--count", "300")
+    assert tail.returncode == 0, tail.stderr
+    events = [orjson.loads(line) for line in tail.stdout.splitlines()]
+    assert sorted(e["sequence"] for e in events) == list(range(300))

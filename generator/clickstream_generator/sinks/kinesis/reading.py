@@ -2,7 +2,8 @@
 
 Reads every shard (closed parents of a reshard included) from the oldest
 record or from the newest, and yields records in each shard's order; shards
-are visited round-robin, so there is no global order across shards.
+are visited round-robin, so there is no global order across shards. KPL
+aggregated records are unpacked into their events.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from clickstream_generator.sinks.kinesis.deaggregating import deaggregate
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,11 @@ def read_stream(
             iterators[shard_id] = answer.get("NextShardIterator")
             for record in answer.get("Records", []):
                 got_any = True
-                yield ReadRecord(
-                    shard_id, record["SequenceNumber"], record["PartitionKey"], record["Data"]
-                )
+                # KPL aggregates (``--aggregate``) are shown as the events inside them.
+                for data in deaggregate(record["Data"]):
+                    yield ReadRecord(
+                        shard_id, record["SequenceNumber"], record["PartitionKey"], data
+                    )
         if got_any:
             last_news = time.monotonic()
         elif not follow and time.monotonic() - last_news >= idle_timeout:

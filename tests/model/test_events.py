@@ -10,7 +10,7 @@ import jsonschema
 import orjson
 import pytest
 
-from clickstream_generator.model.events import BLOCK_SIZE, EventSource
+from clickstream_generator.model.events import BLOCK_SIZE, TABLE_LIMIT, EventBatch, EventSource
 from clickstream_generator.model.settings import (
     ClickModel,
     Group,
@@ -156,3 +156,46 @@ def test_names_and_urls_with_quotes_and_percent_signs_stay_valid_json() -> None:
         event = orjson.loads(record.data)
         assert event["group_name"] == 'Say "hi" 50% \\ off'
         assert event["url"].startswith("https://x.example/100%25/api/group/3")
+
+
+def test_id_ranges_too_large_for_tables_give_the_same_events_as_small_ones() -> None:
+    # The same draws, encoded through lookup tables and one by one: only the ids' size differs.
+    def model(extra: int) -> ClickModel:
+        return ClickModel(
+            users=IdRange(1, 10 + extra),
+            groups=(
+                Group(id=1, name="Fröbel", weight=0.5, products=IdRange(5, 9 + extra)),
+                Group(id=2, name="Toys", weight=0.5, products=IdRange(42, 42)),
+            ),
+        )
+
+    small = _source(model=model(0), seed=8).take(3000, first_time=1_767_225_600.0, interval=0.01)
+    large = _source(model=model(TABLE_LIMIT), seed=8).take(
+        3000, first_time=1_767_225_600.0, interval=0.01
+    )
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for record in large:
+        event = orjson.loads(record.data)
+        validator.validate(event)
+        assert record.partition_key == str(event["user_id"])
+        query = f"?userid={event['user_id']}"
+        if event["product_id"] is None:
+            assert event["url"].endswith(f"/api/group/{event['group_id']}{query}")
+        else:
+            assert event["url"].endswith(f"/product/{event['product_id']}{query}")
+    assert [r.sequence for r in small] == [r.sequence for r in large] == list(range(3000))
+    assert {orjson.loads(r.data)["event_type"] for r in small} == {"group_view", "product_view"}
+
+
+def test_a_batch_reads_as_a_sequence_of_records() -> None:
+    batch = _source().take(10, first_time=0.0)
+    assert isinstance(batch, EventBatch)
+    records = list(batch)
+    assert [r.sequence for r in records] == list(range(10))
+    assert batch[3] == records[3]
+    assert batch[-1] == records[-1]
+    assert list(batch[2:5]) == records[2:5]
+    assert list(batch[::3]) == records[::3]
+    assert batch.data == [r.data for r in records]
+    with pytest.raises(IndexError):
+        batch[10]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from clickstream_generator.model.events import EventSource, Record
+from clickstream_generator.model.events import EventBatch, EventSource, Record
 from clickstream_generator.model.settings import ClickModel, ShardSlice
 
 THROTTLED = {
@@ -28,7 +28,7 @@ THROTTLED = {
 }
 
 
-def events(count: int, *, seed: int = 1, producer: str = "test") -> list[Record]:
+def events(count: int, *, seed: int = 1, producer: str = "test") -> EventBatch:
     """Real encoded click events, numbered from 0."""
     source = EventSource(ClickModel(), ShardSlice(), producer_id=producer, seed=seed)
     return source.take(count, first_time=time.time(), interval=0.001)

@@ -31,6 +31,7 @@ from clickstream_generator.control.api import ApiSettings, make_app
 from clickstream_generator.control.auth import Token, TokenError, load_token
 from clickstream_generator.control.progress import progress_line, report_progress, summary_line
 from clickstream_generator.engine.running import Limits, Producer, RunSettings, State
+from clickstream_generator.kits import collecting
 from clickstream_generator.kits.errors import GeneratorError
 from clickstream_generator.model.documents import PARTITION_KEY_MODES, DocumentConfig
 from clickstream_generator.model.errors import ConfigError
@@ -513,6 +514,8 @@ def command_run(args: argparse.Namespace) -> int:
     plan = plan_run(args, environ)
     with contextlib.ExitStack() as stack:
         sink = make_sink(args, plan, stack)
+        # Generating allocates by the million per second: see kits.collecting.
+        collecting.tune_for_throughput()
         if args.serve is not None:
             return asyncio.run(_serve(args, plan, sink, token))
         return asyncio.run(_run(args, plan, sink))

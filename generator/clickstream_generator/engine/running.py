@@ -29,6 +29,7 @@ import math
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -355,7 +356,7 @@ class Producer:
         if schedule is not None:
             self._shortfall_before = schedule.shortfall
 
-    async def _send(self, records: list[Any]) -> None:
+    async def _send(self, records: Sequence[Any]) -> None:
         """Hand records to the sink; a stop interrupts a back-pressure wait."""
         sending = asyncio.ensure_future(self.sink.send(records))
         if sending.done():

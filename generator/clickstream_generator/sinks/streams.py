@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from clickstream_generator.model.events import Record
+from clickstream_generator.model.events import Record, data_of
 from clickstream_generator.sinks.base import PermanentSinkError, Sink
 
 
@@ -30,7 +30,7 @@ class _LinesSink(Sink):
         if self._out is None:
             self._out = self._stream()
         try:
-            self._out.write(b"".join([record.data + b"\n" for record in records]))
+            self._out.write(b"\n".join(data_of(records)) + b"\n" if records else b"")
         except OSError as exc:
             self.accounting.fail(len(records), "write_error")
             raise PermanentSinkError(f"cannot write: {exc}", reason="write_error") from exc

@@ -26,7 +26,7 @@ import bisect
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NewType
+from typing import Any, Final, NewType
 
 from clickstream_generator.model.events import Record
 
@@ -55,11 +55,18 @@ def varint(value: int) -> bytes:
 
 def varint_size(value: int) -> int:
     """Bytes `varint` would produce, without producing them."""
-    size = 1
-    while value > 0x7F:
+    if value < 0x4000:
+        return 1 if value < 0x80 else 2
+    size = 3
+    value >>= 21
+    while value > 0:
         value >>= 7
         size += 1
     return size
+
+
+#: Varints of the small numbers that key indexes and event lengths are, ready-made.
+_SMALL_VARINTS: Final = [varint(value) for value in range(0x4000)]
 
 
 def hash_key(partition_key: str) -> int:
@@ -108,34 +115,37 @@ class AggregateBuilder:
         self.shard_id = shard_id
         self.max_size = max_size
         self.records: list[Record] = []
-        self._keys: dict[str, int] = {}
-        self._body_size = 0
-
-    @property
-    def size(self) -> int:
+        self.size = 0
         """Bytes of the finished record plus its partition key, as PutRecords counts them."""
-        outer_key = len(self.records[0].partition_key.encode()) if self.records else 0
-        return FRAME_SIZE + self._body_size + outer_key
+        self._keys: dict[str, int] = {}
 
     def growth(self, record: Record) -> int:
         """Bytes the aggregate grows by when ``record`` is added."""
+        key = record.partition_key
+        index = self._keys.get(key)
         growth = 0
-        index = self._keys.get(record.partition_key)
         if index is None:
             index = len(self._keys)
-            key_size = len(record.partition_key.encode())
-            growth += 1 + varint_size(key_size) + key_size
-        inner = 1 + varint_size(index) + 1 + varint_size(len(record.data)) + len(record.data)
+            key_size = len(key.encode())
+            growth = 1 + varint_size(key_size) + key_size
+        data_size = len(record.data)
+        inner = 2 + varint_size(index) + varint_size(data_size) + data_size
         return growth + 1 + varint_size(inner) + inner
 
-    def fits(self, record: Record) -> bool:
+    def fits(self, record: Record, growth: int | None = None) -> bool:
         """Whether ``record`` can join without passing ``max_size`` (an empty one always can)."""
         if not self.records:
             return True
-        return self.size + self.growth(record) <= self.max_size
+        return self.size + (self.growth(record) if growth is None else growth) <= self.max_size
 
-    def add(self, record: Record) -> None:
-        self._body_size += self.growth(record)
+    def add(self, record: Record, growth: int | None = None) -> None:
+        """Add ``record``; ``growth`` is what `growth` said for it, if already asked."""
+        if growth is None:
+            growth = self.growth(record)
+        if not self.records:
+            # The aggregate's own partition key (its first event's) counts too.
+            self.size = FRAME_SIZE + len(record.partition_key.encode())
+        self.size += growth
         if record.partition_key not in self._keys:
             self._keys[record.partition_key] = len(self._keys)
         self.records.append(record)
@@ -145,16 +155,25 @@ def encode_aggregate(records: Sequence[Record]) -> bytes:
     """The aggregated record of ``records``, in order (magic, protobuf, MD5)."""
     keys: dict[str, int] = {}
     parts: list[bytes] = []
+    append = parts.append
+    small = _SMALL_VARINTS
     for record in records:
         key = record.partition_key
         index = keys.get(key)
         if index is None:
             index = keys[key] = len(keys)
         data = record.data
-        inner = b"".join(
-            (_KEY_INDEX_TAG, varint(index), _DATA_TAG, varint(len(data)), data),
-        )
-        parts.append(_RECORD_TAG + varint(len(inner)) + inner)
+        size = len(data)
+        index_varint = small[index] if index < 0x4000 else varint(index)
+        size_varint = small[size] if size < 0x4000 else varint(size)
+        inner = 2 + len(index_varint) + len(size_varint) + size
+        append(_RECORD_TAG)
+        append(small[inner] if inner < 0x4000 else varint(inner))
+        append(_KEY_INDEX_TAG)
+        append(index_varint)
+        append(_DATA_TAG)
+        append(size_varint)
+        append(data)
     table = []
     for key in keys:
         encoded = key.encode("utf-8")

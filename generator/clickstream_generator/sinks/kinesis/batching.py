@@ -17,12 +17,14 @@ Not here: when to send, retries and accounting (``sink``).
 
 from __future__ import annotations
 
+import operator
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import NamedTuple
 
-from clickstream_generator.model.events import Record
+from clickstream_generator.model.events import EventBatch, Record
 from clickstream_generator.sinks.kinesis.aggregation import (
     FRAME_SIZE,
     AggregateBuilder,
@@ -38,6 +40,8 @@ MAX_BYTES_PER_RECORD = 1024 * 1024
 MAX_PARTITION_KEY_LENGTH = 256
 #: Most buffered events looked at for one batch in ordered mode.
 SCAN_LIMIT = 10_000
+#: Most partition keys whose shard is remembered (random keys never repeat).
+SHARD_CACHE_LIMIT = 100_000
 
 
 class Buffered(NamedTuple):
@@ -85,6 +89,39 @@ def check_record(record: Record) -> tuple[int, str | None]:
     return size, None
 
 
+def buffer_all(
+    records: Sequence[Record], *, deadline: float, now: float
+) -> tuple[list[Buffered], int] | None:
+    """Every record ready to buffer, and their bytes; None if one of them cannot be sent.
+
+    Works column by column, without Python code per event (the sink's hot
+    path); `check_record` tells what is wrong with a record when this says None.
+    """
+    if not records:
+        return [], 0
+    if isinstance(records, EventBatch):
+        data, keys = records.data, records.keys
+        records = list(
+            map(tuple.__new__, repeat(Record), zip(records.sequences, data, keys, strict=True))
+        )
+    else:
+        data = [record.data for record in records]
+        keys = [record.partition_key for record in records]
+    key_lengths = list(map(len, keys))
+    if min(key_lengths) < 1 or max(key_lengths) > MAX_PARTITION_KEY_LENGTH:
+        return None
+    sizes = list(map(operator.add, map(len, data), map(len, map(str.encode, keys))))
+    if max(sizes) > MAX_BYTES_PER_RECORD:
+        return None
+    # NB: tuple.__new__ builds the named tuples without running Python code per event.
+    entries = zip(records, sizes, repeat(deadline), repeat(now))
+    return list(map(tuple.__new__, repeat(Buffered), entries)), sum(sizes)
+
+
+#: The keys of a unit outside ordered mode (shared, to save building one per event).
+NO_KEYS: frozenset[str] = frozenset()
+
+
 def single(item: Buffered, *, ordered: bool) -> Unit:
     record = item.record
     return Unit(
@@ -94,7 +131,7 @@ def single(item: Buffered, *, ordered: bool) -> Unit:
         deadline=item.deadline,
         partition_key=record.partition_key,
         data=record.data,
-        keys=frozenset((record.partition_key,)) if ordered else frozenset(),
+        keys=frozenset((record.partition_key,)) if ordered else NO_KEYS,
     )
 
 
@@ -112,6 +149,9 @@ class Batcher:
         self.aggregate = aggregate
         self.max_aggregate_bytes = min(max_aggregate_bytes, MAX_BYTES_PER_RECORD)
         self.shard_map: ShardMap | None = None
+        # The shard of each partition key seen, for the current shard map.
+        self._shards: dict[str, ShardId] = {}
+        self._shards_of: ShardMap | None = None
 
     def take(
         self, ready: deque[Unit], buffer: deque[Buffered], held: Collection[str]
@@ -161,6 +201,12 @@ class Batcher:
         shard_map: ShardMap,
     ) -> None:
         ordered = self.ordered
+        if self._shards_of is not shard_map:
+            self._shards.clear()
+            self._shards_of = shard_map
+        elif len(self._shards) > SHARD_CACHE_LIMIT:
+            self._shards.clear()
+        shards = self._shards
         builders: dict[ShardId, tuple[AggregateBuilder, list[Buffered]]] = {}
         closed_keys: set[str] = set()
         skipped: list[Buffered] = []
@@ -180,9 +226,12 @@ class Batcher:
                 batch.append(single(buffer.popleft(), ordered=ordered))
                 nbytes += item.size
                 continue
-            shard = shard_map.shard_of(hash_key(key))
+            shard = shards.get(key)
+            if shard is None:
+                shard = shards[key] = shard_map.shard_of(hash_key(key))
             entry = builders.get(shard)
-            if entry is not None and not entry[0].fits(record):
+            growth = 0 if entry is None else entry[0].growth(record)
+            if entry is not None and not entry[0].fits(record, growth):
                 # The shard's aggregate is full: it joins the batch as it is.
                 del builders[shard]
                 batch.append(self._finish(*entry))
@@ -195,14 +244,15 @@ class Batcher:
                 if len(batch) + len(builders) >= MAX_RECORDS_PER_REQUEST:
                     break
                 entry = (AggregateBuilder(shard, self.max_aggregate_bytes), [])
-                growth = FRAME_SIZE + len(key.encode("utf-8")) + entry[0].growth(record)
+                inner = entry[0].growth(record)
+                growth = FRAME_SIZE + len(key.encode("utf-8")) + inner
             else:
-                growth = entry[0].growth(record)
+                inner = growth
             if nbytes + growth > MAX_BYTES_PER_REQUEST:
                 break
             builders[shard] = entry
             buffer.popleft()
-            entry[0].add(record)
+            entry[0].add(record, inner)
             entry[1].append(item)
             nbytes += growth
         for entry in builders.values():
@@ -221,7 +271,5 @@ class Batcher:
             partition_key=first,
             explicit_hash_key=str(hash_key(first)),
             shard_id=builder.shard_id,
-            keys=frozenset(r.partition_key for r in builder.records)
-            if self.ordered
-            else frozenset(),
+            keys=frozenset(r.partition_key for r in builder.records) if self.ordered else NO_KEYS,
         )

@@ -67,6 +67,7 @@ from clickstream_generator.sinks.kinesis.batching import (
     Batcher,
     Buffered,
     Unit,
+    buffer_all,
     check_record,
 )
 from clickstream_generator.sinks.kinesis.errors import classify, is_retryable_code, reason_of
@@ -335,13 +336,19 @@ class KinesisSink(Sink):
         accepted_bytes = 0
         rejected: dict[str, list[Record]] = {}
         buffer = self._buffer
-        for record in records:
-            size, problem = check_record(record)
-            if problem is None:
-                buffer.append(Buffered(record, size, deadline, now))
-                accepted_bytes += size
-            else:
-                rejected.setdefault(problem, []).append(record)
+        checked = buffer_all(records, deadline=deadline, now=now)
+        if checked is not None:
+            buffer.extend(checked[0])
+            accepted_bytes = checked[1]
+        else:
+            # Some records can never be sent: sort them out one by one.
+            for record in records:
+                size, problem = check_record(record)
+                if problem is None:
+                    buffer.append(Buffered(record, size, deadline, now))
+                    accepted_bytes += size
+                else:
+                    rejected.setdefault(problem, []).append(record)
         self.accounting.accept(len(records), accepted_bytes)
         taken = len(records) - sum(len(r) for r in rejected.values())
         self._pending_records += taken

@@ -54,6 +54,8 @@ def pair(
     finally:
         leader.stop()
         standby.stop()
+        for name, process in (("leader", leader), ("standby", standby)):
+            print(f"\n--- {name} operator log (tail) ---\n" + process.tail(60))
 
 
 def test_the_standby_pauses_then_takes_over_when_the_leader_goes(
@@ -66,7 +68,7 @@ def test_the_standby_pauses_then_takes_over_when_the_leader_goes(
     wait_for(
         lambda: "Pausing operations in favour of" in standby.tail(200),
         timeout=60,
-        message="the standby operator did not pause for the leader",
+        message="the standby operator did not pause for the leader (logs below)",
     )
     stream = unique_stream_name("ha")
     create_stream(kinesis_client(kinesalite.endpoint_url), stream, shards=1)

@@ -53,6 +53,14 @@ def install(plane: ControlPlane) -> None:
     """CRDs, the operator namespace, its ServiceAccount and RBAC (idempotent)."""
     plane.kubectl("apply", "-f", str(ROOT / "deploy/crds/"))
     plane.kubectl("wait", "--for=condition=Established", "-f", str(ROOT / "deploy/crds/"))
+    # Established is not yet served: the API answers 429 "storage is (re)initializing"
+    # for a moment, which kopf's start-up listing and peering would run into.
+    for plural in ("clickstreamgenerators.csgen.dev", "kopfpeerings.kopf.dev"):
+        wait_for(
+            lambda plural=plural: plane.kubectl("get", plural, "-A", check=False).returncode == 0,
+            timeout=30,
+            message=f"{plural} is not served",
+        )
     plane.kubectl("apply", "-f", str(ROOT / "deploy/manifests/namespace.yaml"))
     plane.kubectl("apply", "-f", str(ROOT / "deploy/manifests/rbac.yaml"))
     wait_for(

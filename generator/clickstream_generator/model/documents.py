@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from clickstream_generator.model.errors import ConfigError
+from clickstream_generator.model.errors import ConfigError, read_config_file
 from clickstream_generator.model.settings import ClickModel, Group, IdRange
 
 PARTITION_KEY_MODES = ("user", "random")
@@ -92,10 +92,7 @@ class DocumentConfig:
 def load_yaml(path: Path) -> DocumentConfig:
     """Read and validate a YAML configuration file."""
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the file: {exc.strerror}", source=source) from exc
+    text = read_config_file(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from clickstream_generator.kits.errors import GeneratorError
 
 
@@ -26,3 +28,11 @@ class ConfigError(GeneratorError):
     def located(self, *, source: str | None = None, key: str | None = None) -> ConfigError:
         """The same error with its location filled in where it was missing."""
         return ConfigError(self.problem, source=self.source or source, key=self.key or key)
+
+
+def read_config_file(path: Path) -> str:
+    """A configuration file's text; a `ConfigError` naming the file if unreadable."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror}", source=str(path)) from exc

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clickstream_generator.model.errors import ConfigError
+from clickstream_generator.model.errors import ConfigError, read_config_file
 from clickstream_generator.model.settings import ClickModel, Group, IdRange
 
 # Canonical model paths to the original key names, for error messages.
@@ -116,10 +116,7 @@ def key_namer(path: str) -> str:
 def load_properties(path: Path) -> PropertiesConfig:
     """Read and validate a ``csgen.properties`` file."""
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the file: {exc.strerror}", source=source) from exc
+    text = read_config_file(path)
     try:
         return properties_to_config(parse_properties(text))
     except ConfigError as exc:

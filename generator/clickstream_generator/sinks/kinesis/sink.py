@@ -234,16 +234,7 @@ class KinesisSink(Sink):
         )
 
     def _new_client(self) -> Any:
-        settings = self.settings
-        return sending.make_client(
-            region=settings.region,
-            endpoint_url=settings.endpoint_url,
-            max_in_flight=settings.max_in_flight,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            attempts=settings.client_attempts,
-            extra_config=settings.extra_client_config,
-        )
+        return make_client(self.settings)
 
     async def _wait_active(self) -> None:
         loop = asyncio.get_running_loop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ import aiohttp
 
 from clickstream_operator.cluster.access import Cluster
 from clickstream_operator.fleet.client import FleetError, GeneratorClient
+from clickstream_operator.reconciling.backoff import Backoff
 from clickstream_operator.reconciling.planning import (
     RUNNING,
     Action,
@@ -31,13 +33,14 @@ from clickstream_operator.reconciling.planning import (
     plan,
 )
 from clickstream_operator.reconciling.reporting import Observation, build_status, invalid_status
+from clickstream_operator.resources.pods import ObservedPod
 from clickstream_operator.resources.rendering import (
     render_service,
     render_statefulset,
     render_token_secret,
     selector_string,
 )
-from clickstream_operator.resources.specs import GeneratorSpec, InvalidSpec, read_spec
+from clickstream_operator.resources.specs import InvalidSpec, read_spec
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ class Reconciler:
         self._again: set[str] = set()
         # Fingerprints of the configuration last PUT, by "pod/boot id".
         self._applied: dict[str, str] = {}
+        self._backoffs: dict[str, Backoff] = {}
 
     async def close(self) -> None:
         if self._session is not None:
@@ -121,17 +125,21 @@ class Reconciler:
         # What is there, and what each generator says of itself.
         pods = await self._cluster.list_pods(spec.namespace, selector_string(spec))
         client = GeneratorClient(self._http(), token)
-        statuses, errors = await self._poll(client, [p for p in pods if p.ip and not p.terminating])
+        backoff = self._backoffs.setdefault(f"{spec.namespace}/{spec.name}", Backoff())
+        backoff.forget_all_but({_backoff_key(pod) for pod in pods})
+        statuses, errors = await self._poll(
+            client, backoff, [p for p in pods if p.ip and not p.terminating]
+        )
         memory = _remembered(previous)
 
         # Decide and act; then look again at the pods acted upon.
         decided = plan(spec, pods, statuses, memory, self._applied)
         acted = await asyncio.gather(
-            *(self._act(client, spec, step, statuses, errors) for step in decided.pods)
+            *(self._act(client, backoff, step, statuses, errors) for step in decided.pods)
         )
         changed = [step.pod for step, did in zip(decided.pods, acted, strict=True) if did]
         if changed:
-            again, again_errors = await self._poll(client, changed)
+            again, again_errors = await self._poll(client, backoff, changed)
             statuses.update(again)
             errors.update(again_errors)
         for name, reported in statuses.items():
@@ -149,27 +157,38 @@ class Reconciler:
         await self._cluster.patch_status(spec.namespace, spec.name, status)
 
     async def _poll(
-        self, client: GeneratorClient, pods: list[Any]
+        self, client: GeneratorClient, backoff: Backoff, pods: list[ObservedPod]
     ) -> tuple[dict[str, dict[str, Any] | None], dict[str, str]]:
-        answers = await asyncio.gather(
-            *(client.status(pod.ip) for pod in pods), return_exceptions=True
-        )
+        """Ask each pod for its status; pods in backoff are skipped (and unreachable)."""
+        now = time.monotonic()
         statuses: dict[str, dict[str, Any] | None] = {}
         errors: dict[str, str] = {}
-        for pod, answer in zip(pods, answers, strict=True):
+        asked = []
+        for pod in pods:
+            if backoff.allows(_backoff_key(pod), now):
+                asked.append(pod)
+            else:
+                statuses[pod.name] = None
+                errors[pod.name] = f"{backoff.last_error(_backoff_key(pod))} (backing off)"
+        answers = await asyncio.gather(
+            *(client.status(pod.ip or "") for pod in asked), return_exceptions=True
+        )
+        for pod, answer in zip(asked, answers, strict=True):
             if isinstance(answer, FleetError):
                 statuses[pod.name] = None
                 errors[pod.name] = str(answer)
+                backoff.failed(_backoff_key(pod), time.monotonic(), str(answer))
             elif isinstance(answer, BaseException):
                 raise answer
             else:
                 statuses[pod.name] = answer
+                backoff.succeeded(_backoff_key(pod))
         return statuses, errors
 
     async def _act(
         self,
         client: GeneratorClient,
-        spec: GeneratorSpec,
+        backoff: Backoff,
         step: PodPlan,
         statuses: dict[str, dict[str, Any] | None],
         errors: dict[str, str],
@@ -189,6 +208,7 @@ class Reconciler:
                 await client.stop(ip)
         except FleetError as exc:
             errors[step.pod.name] = str(exc)
+            backoff.failed(_backoff_key(step.pod), time.monotonic(), str(exc))
             logger.warning("Generator %s: %s; trying again at the next round.", step.pod.name, exc)
         return True
 
@@ -212,6 +232,11 @@ class Reconciler:
                 f"{cond['type']}{cond['reason']}" if cond["type"] != "Ready" else cond["reason"],
                 cond["message"],
             )
+
+
+def _backoff_key(pod: ObservedPod) -> tuple[str, str | None, bool]:
+    # A restarted or newly Ready pod is a new key: it is tried at once.
+    return (pod.name, pod.ip, pod.ready)
 
 
 def _remembered(status: Mapping[str, Any]) -> dict[str, Remembered]:

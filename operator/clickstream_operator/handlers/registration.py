@@ -69,6 +69,12 @@ async def on_change(body: kopf.Body, **_: Any) -> None:
     await reconciler().reconcile(body)
 
 
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+async def on_delete(body: kopf.Body, **_: Any) -> None:
+    # Owned objects go with the garbage collector; only memory is ours to free.
+    reconciler().forget(str(body.metadata.namespace), str(body.metadata.name))
+
+
 @kopf.timer(GROUP, VERSION, PLURAL, interval=TIMER_INTERVAL, initial_delay=TIMER_INTERVAL)
 async def on_timer(body: kopf.Body, **_: Any) -> None:
     await reconciler().reconcile(body)

@@ -62,8 +62,8 @@ class Reconciler:
         self._session: aiohttp.ClientSession | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._again: set[str] = set()
-        # Fingerprints of the configuration last PUT, by "pod/boot id".
-        self._applied: dict[str, str] = {}
+        # Per resource: fingerprints of the configuration last PUT, by "pod/boot id".
+        self._applied: dict[str, dict[str, str]] = {}
         self._backoffs: dict[str, Backoff] = {}
 
     async def close(self) -> None:
@@ -77,6 +77,14 @@ class Reconciler:
                 connector=aiohttp.TCPConnector(limit=64, force_close=True)
             )
         return self._session
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop what is remembered of a deleted resource."""
+        key = f"{namespace}/{name}"
+        self._backoffs.pop(key, None)
+        self._applied.pop(key, None)
+        self._locks.pop(key, None)
+        self._again.discard(key)
 
     async def reconcile_by_name(self, namespace: str, name: str) -> None:
         """Reconcile a resource given its name (from a pod event); coalesced."""
@@ -125,17 +133,22 @@ class Reconciler:
         # What is there, and what each generator says of itself.
         pods = await self._cluster.list_pods(spec.namespace, selector_string(spec))
         client = GeneratorClient(self._http(), token)
-        backoff = self._backoffs.setdefault(f"{spec.namespace}/{spec.name}", Backoff())
+        resource = f"{spec.namespace}/{spec.name}"
+        backoff = self._backoffs.setdefault(resource, Backoff())
         backoff.forget_all_but({_backoff_key(pod) for pod in pods})
+        applied = self._applied.setdefault(resource, {})
+        names = {pod.name for pod in pods}
+        for gone in [key for key in applied if key.split("/", 1)[0] not in names]:
+            del applied[gone]
         statuses, errors = await self._poll(
             client, backoff, [p for p in pods if p.ip and not p.terminating]
         )
         memory = _remembered(previous)
 
         # Decide and act; then look again at the pods acted upon.
-        decided = plan(spec, pods, statuses, memory, self._applied)
+        decided = plan(spec, pods, statuses, memory, applied)
         acted = await asyncio.gather(
-            *(self._act(client, backoff, step, statuses, errors) for step in decided.pods)
+            *(self._act(client, backoff, applied, step, statuses, errors) for step in decided.pods)
         )
         changed = [step.pod for step, did in zip(decided.pods, acted, strict=True) if did]
         if changed:
@@ -189,6 +202,7 @@ class Reconciler:
         self,
         client: GeneratorClient,
         backoff: Backoff,
+        applied: dict[str, str],
         step: PodPlan,
         statuses: dict[str, dict[str, Any] | None],
         errors: dict[str, str],
@@ -201,7 +215,7 @@ class Reconciler:
         try:
             if step.config is not None:
                 await client.configure(ip, step.config)
-                self._applied[f"{step.pod.name}/{boot}"] = fingerprint(step.config)
+                applied[f"{step.pod.name}/{boot}"] = fingerprint(step.config)
             if step.action is Action.START:
                 await client.start(ip)
             elif step.action is Action.STOP:

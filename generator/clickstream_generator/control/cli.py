@@ -29,7 +29,7 @@ from clickstream_generator import __version__
 from clickstream_generator.control import importing, logs, serving
 from clickstream_generator.control.api import ApiSettings, make_app
 from clickstream_generator.control.auth import Token, TokenError, load_token
-from clickstream_generator.control.progress import progress_line, report_progress, summary_line
+from clickstream_generator.control.progress import report_progress, summary_line
 from clickstream_generator.engine.running import Limits, Producer, RunSettings, State
 from clickstream_generator.kits import collecting
 from clickstream_generator.kits.errors import GeneratorError
@@ -484,15 +484,14 @@ async def _serve(args: argparse.Namespace, plan: RunPlan, sink: Sink, token: Tok
 def _conclude(args: argparse.Namespace, producer: Producer, sink: Sink, elapsed: float) -> int:
     """Print the summary; the exit code says whether everything was delivered."""
     status = producer.status()
-    if not args.quiet and elapsed > args.progress_every:
-        print(progress_line(status, elapsed), file=sys.stderr)
     print(summary_line(status, elapsed), file=sys.stderr, flush=True)
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(status["failed_by_reason"].items()))
     logger.info(
-        "Run finished: generated %d, acknowledged %d, failed %d %s, pending %d, spooled %d.",
+        "Run finished: generated %d, acknowledged %d, failed %d%s, pending %d, spooled %d.",
         status["generated"],
         status["acknowledged"],
         status["failed"],
-        status["failed_by_reason"],
+        f" ({reasons})" if reasons else "",
         status["pending"],
         status["spooled"],
     )

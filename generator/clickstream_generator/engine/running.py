@@ -395,7 +395,7 @@ class Producer:
 
     def achieved_rate(self, window: float = 10.0) -> float:
         """Events per second over about the last ``window`` seconds."""
-        if self.state is not State.RUNNING or len(self._samples) < 2:
+        if self.state not in (State.RUNNING, State.STOPPING) or len(self._samples) < 2:
             return 0.0
         now = self.clock.now()
         newest_time, newest_count = now, self.generated

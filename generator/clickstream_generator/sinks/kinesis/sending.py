@@ -87,7 +87,10 @@ def put_units(client: Any, stream_argument: dict[str, str], units: Sequence[Unit
         answer = client.put_records(Records=entries, **stream_argument)
     except Exception as exc:
         # NB: sorting this out (retry or give up) is the sink's job, on its loop.
-        return Outcome(None, exc, time.perf_counter() - started)
+        # The traceback is dropped: it would tie this frame, and with it the
+        # request, to the exception in a cycle that only the cyclic collector
+        # frees (late, see kits.collecting), holding megabytes under throttling.
+        return Outcome(None, exc.with_traceback(None), time.perf_counter() - started)
     return Outcome(dict(answer), None, time.perf_counter() - started)
 
 

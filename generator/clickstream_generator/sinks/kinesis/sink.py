@@ -226,7 +226,7 @@ class KinesisSink(Sink):
         self._dispatcher = asyncio.create_task(self._guarded_dispatch(), name="kinesis-dispatcher")
         self._opened = True
         logger.info(
-            "Writing to Kinesis stream %s: up to %d requests in flight%s%s.",
+            "Writing to Kinesis stream %s: at most %d PutRecords in flight%s%s.",
             self.settings.stream,
             self.settings.max_in_flight,
             ", ordered per partition key" if self.settings.ordered else "",

@@ -78,7 +78,42 @@ class ServerState(enum.Enum):
     STOPPED = "stopped"
 
 
-class Kinesalite:
+class _LoopbackServer:
+    """What both emulators share: a port on 127.0.0.1, and use as a context manager."""
+
+    _port: int
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port; after a stop, the port that the next start reuses."""
+        if not self._port:
+            raise EmulatorError(f"{self!r} has no port yet: call start() first.")
+        return self._port
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+class Kinesalite(_LoopbackServer):
     """A kinesalite process listening on 127.0.0.1.
 
     Stream state changes (CREATING to ACTIVE and so on) take
@@ -113,29 +148,6 @@ class Kinesalite:
 
     def __repr__(self) -> str:
         return f"<Kinesalite {self.state.value} port={self._port} data_dir={self.data_dir}>"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound port; after a stop, the port that the next start reuses."""
-        if not self._port:
-            raise EmulatorError(f"{self!r} has no port yet: call start() first.")
-        return self._port
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -279,7 +291,7 @@ def _find_node() -> str:
     return node
 
 
-class MotoServer:
+class MotoServer(_LoopbackServer):
     """moto's server mode in a thread of this process, on 127.0.0.1.
 
     All moto services are served; tests here only use Kinesis. State is
@@ -294,28 +306,6 @@ class MotoServer:
 
     def __repr__(self) -> str:
         return f"<MotoServer {self.state.value} port={self._port or self._requested_port}>"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if not self._port:
-            raise EmulatorError(f"{self!r} has no port yet: call start() first.")
-        return self._port
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
     def start(self) -> None:
         if self.state is ServerState.RUNNING:

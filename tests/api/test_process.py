@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.polling import wait_for
 
 TOKEN = "process-token-51c2"
 LISTENING = re.compile(r"control API listening on (http://127\.0\.0\.1:\d+)")
@@ -78,6 +81,10 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+#: Waits as the other process tests do, with this module's patience.
+poll = functools.partial(wait_for, timeout=20.0, interval=0.02)
+
+
 def call(method: str, url: str, token: str | None = TOKEN) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(url, method=method)
     if token is not None:
@@ -87,18 +94,6 @@ def call(method: str, url: str, token: str | None = TOKEN) -> tuple[int, dict[st
             return reply.status, json.loads(reply.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def poll(condition: Any, timeout: float = 20.0) -> Any:
-    """Call ``condition`` until it returns something truthy, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition never held")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@
 See docs/controlplane.md.
 """
 
+from tests.polling import wait_for
+
 from .building import (
     BinariesMissingError,
     BuildFailedError,
@@ -25,7 +27,7 @@ from .building import (
     build,
     find_binaries,
 )
-from .pods import PodRunner, wait_for
+from .pods import PodRunner
 from .running import ControlPlane, StartupError
 
 __all__ = [

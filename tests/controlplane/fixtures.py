@@ -26,8 +26,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.polling import wait_for
+
 from . import building, processes
-from .pods import PodRunner, wait_for
+from .pods import PodRunner
 from .rest import Rest
 from .running import ControlPlane
 

@@ -56,8 +56,8 @@ import tempfile
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Any
+from collections.abc import Iterator, Mapping
+from typing import IO
 
 from . import podspecs, probing, processes
 from .building import ControlPlaneError
@@ -976,17 +976,3 @@ class PodRunner:
         if terminated:
             status["lastState"] = {"terminated": terminated}
         return status
-
-
-def wait_for(
-    condition: Callable[[], Any], *, timeout: float, interval: float = 0.1, message: str = ""
-) -> Any:
-    """Poll ``condition`` until it returns something truthy; raise after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(message or f"condition not met within {timeout} s")
-        time.sleep(interval)

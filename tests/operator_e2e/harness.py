@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 import yaml
 
-from tests.controlplane.pods import wait_for
 from tests.controlplane.running import ControlPlane
 from tests.emulators import kinesis_client, read_all_records
+from tests.polling import wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

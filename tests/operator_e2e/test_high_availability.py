@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from tests.controlplane.pods import PodRunner, wait_for
+from tests.controlplane.pods import PodRunner
 from tests.controlplane.running import ControlPlane
 from tests.emulators import Kinesalite, create_stream, kinesis_client, unique_stream_name
 from tests.operator_e2e.harness import (
@@ -17,6 +17,7 @@ from tests.operator_e2e.harness import (
     install,
     service_account_kubeconfig,
 )
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.kinesalite, pytest.mark.slow]
 

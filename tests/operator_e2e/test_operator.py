@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.controlplane.pods import PodRunner, wait_for
+from tests.controlplane.pods import PodRunner
 from tests.controlplane.running import ControlPlane
 from tests.emulators import Kinesalite, create_stream, kinesis_client, unique_stream_name
 from tests.operator_e2e.harness import (
@@ -33,6 +33,7 @@ from tests.operator_e2e.harness import (
     service_account_kubeconfig,
     stays,
 )
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.kinesalite, pytest.mark.slow]
 

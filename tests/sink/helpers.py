@@ -48,15 +48,6 @@ def event_id(data: bytes) -> str:
     return str(json.loads(data)["event_id"])
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
-
-
 Decide = Callable[[int, list[dict[str, Any]]], "list[dict[str, Any] | None] | Exception | None"]
 
 

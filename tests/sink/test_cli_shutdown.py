@@ -20,7 +20,8 @@ import pytest
 
 from tests.emulators import kinesis_client, read_all_records
 from tests.emulators.fixtures import StreamRef
-from tests.sink.helpers import ThrottlingProxy, wait_until
+from tests.polling import wait_for
+from tests.sink.helpers import ThrottlingProxy
 
 SUMMARY = re.compile(
     r"generated ([\d,]+) events .*?; ([\d,]+) acknowledged, ([\d,]+) failed, ([\d,]+) pending"
@@ -85,7 +86,7 @@ def test_sigterm_flushes_in_time_and_delivers_everything(
     spool = tmp_path / "spool.jsonl"
     process = start_run(endpoint_url, stream, spool)
     try:
-        wait_until(lambda: count_in_stream(endpoint_url, stream) >= 200, timeout=40)
+        wait_for(lambda: count_in_stream(endpoint_url, stream) >= 200, timeout=40, interval=0.01)
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=40)
@@ -106,9 +107,11 @@ def test_sigterm_during_throttling_spools_what_the_deadline_left(
     with ThrottlingProxy(endpoint_url) as proxy:
         process = start_run(proxy.endpoint_url, stream, spool, "--shutdown-timeout", "1")
         try:
-            wait_until(lambda: count_in_stream(endpoint_url, stream) >= 200, timeout=40)
+            wait_for(
+                lambda: count_in_stream(endpoint_url, stream) >= 200, timeout=40, interval=0.01
+            )
             proxy.throttle.set()
-            wait_until(lambda: proxy.refused >= 3, timeout=20)
+            wait_for(lambda: proxy.refused >= 3, timeout=20, interval=0.01)
         finally:
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=40)
@@ -132,7 +135,7 @@ def test_stream_deleted_mid_run_stops_spools_and_exits_non_zero(
     spool = tmp_path / "spool.jsonl"
     process = start_run(endpoint_url, stream, spool)
     try:
-        wait_until(lambda: count_in_stream(endpoint_url, stream) >= 200, timeout=40)
+        wait_for(lambda: count_in_stream(endpoint_url, stream) >= 200, timeout=40, interval=0.01)
         kinesis_client(endpoint_url).delete_stream(StreamName=stream)
         _, stderr = process.communicate(timeout=40)
     finally:

@@ -241,34 +241,57 @@ class Sink(abc.ABC):
 
 def accounting_metrics(snapshot: AccountingSnapshot, *, sink: str) -> Iterator[Metric]:
     """The accounting identity as metrics: accepted, acknowledged, failed, pending."""
-    accepted = CounterMetricFamily(
-        "csgen_events_accepted", "Events handed to the sink.", labels=["sink"]
+    yield _one(
+        CounterMetricFamily,
+        "csgen_events_accepted",
+        "Events handed to the sink.",
+        sink,
+        snapshot.accepted,
     )
-    accepted.add_metric([sink], snapshot.accepted)
-    yield accepted
-    acknowledged = CounterMetricFamily(
-        "csgen_events_acknowledged", "Events the destination confirmed.", labels=["sink"]
+    yield _one(
+        CounterMetricFamily,
+        "csgen_events_acknowledged",
+        "Events the destination confirmed.",
+        sink,
+        snapshot.acknowledged,
     )
-    acknowledged.add_metric([sink], snapshot.acknowledged)
-    yield acknowledged
     failed = CounterMetricFamily(
         "csgen_events_failed", "Events given up on, by reason.", labels=["sink", "reason"]
     )
     for reason, count in sorted(snapshot.failed_by_reason.items()):
         failed.add_metric([sink, reason], count)
     yield failed
-    spooled = CounterMetricFamily(
-        "csgen_events_spooled", "Failed events written to the spool file.", labels=["sink"]
+    yield _one(
+        CounterMetricFamily,
+        "csgen_events_spooled",
+        "Failed events written to the spool file.",
+        sink,
+        snapshot.spooled,
     )
-    spooled.add_metric([sink], snapshot.spooled)
-    yield spooled
-    pending = GaugeMetricFamily(
-        "csgen_events_pending", "Events buffered or in flight.", labels=["sink"]
+    yield _one(
+        GaugeMetricFamily,
+        "csgen_events_pending",
+        "Events buffered or in flight.",
+        sink,
+        snapshot.pending,
     )
-    pending.add_metric([sink], snapshot.pending)
-    yield pending
-    buffered = GaugeMetricFamily(
-        "csgen_buffer_bytes", "Bytes of events not yet delivered.", labels=["sink"]
+    yield _one(
+        GaugeMetricFamily,
+        "csgen_buffer_bytes",
+        "Bytes of events not yet delivered.",
+        sink,
+        snapshot.buffered_bytes,
     )
-    buffered.add_metric([sink], snapshot.buffered_bytes)
-    yield buffered
+
+
+def _one(
+    family: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    text: str,
+    sink: str,
+    value: float,
+) -> Metric:
+    """A metric family with one sample, labelled by sink."""
+    metric = family(name, text, labels=["sink"])
+    metric.add_metric([sink], value)
+    return metric

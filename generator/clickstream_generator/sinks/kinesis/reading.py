@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clickstream_generator.sinks.kinesis.deaggregating import deaggregate
+from clickstream_generator.sinks.kinesis.sending import list_shards
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def read_stream(
     """
     argument = {"StreamARN": stream} if stream.startswith("arn:") else {"StreamName": stream}
     iterators: dict[str, str | None] = {}
-    for shard in _shards(client, argument):
+    for shard in list_shards(client, argument):
         answer = client.get_shard_iterator(
             ShardId=shard["ShardId"],
             ShardIteratorType="TRIM_HORIZON" if from_start else "LATEST",
@@ -70,13 +71,3 @@ def read_stream(
             return
         else:
             time.sleep(poll_interval)
-
-
-def _shards(client: Any, argument: dict[str, str]) -> list[dict[str, Any]]:
-    shards: list[dict[str, Any]] = []
-    answer = client.list_shards(**argument)
-    shards.extend(answer["Shards"])
-    while answer.get("NextToken"):
-        answer = client.list_shards(NextToken=answer["NextToken"])
-        shards.extend(answer["Shards"])
-    return shards

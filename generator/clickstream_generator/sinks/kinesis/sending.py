@@ -100,11 +100,16 @@ def describe_stream(client: Any, stream_argument: dict[str, str]) -> dict[str, A
 
 
 def read_shard_map(client: Any, stream_argument: dict[str, str]) -> ShardMap:
-    """The open shards of the stream (every page of ListShards)."""
+    """The open shards of the stream."""
+    return ShardMap.from_shards(list_shards(client, stream_argument))
+
+
+def list_shards(client: Any, stream_argument: dict[str, str]) -> list[dict[str, Any]]:
+    """Every shard of the stream, from every page of ListShards."""
     shards: list[dict[str, Any]] = []
     answer = client.list_shards(**stream_argument)
     shards.extend(answer["Shards"])
     while answer.get("NextToken"):
         answer = client.list_shards(NextToken=answer["NextToken"])
         shards.extend(answer["Shards"])
-    return ShardMap.from_shards(shards)
+    return shards

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clickstream_operator.reconciling.planning import RUNNING, Action, Plan, Remembered
+from clickstream_operator.reconciling.planning import RUNNING, Plan, Remembered
 from clickstream_operator.resources.pods import ObservedPod
 from clickstream_operator.resources.specs import GeneratorSpec
 
@@ -188,7 +188,3 @@ def build_status(
             condition(conditions, "Degraded", degraded, degraded_reason, degraded_message, gen),
         ],
     }
-
-
-def planned_actions(plan: Plan) -> dict[str, Action]:
-    return {p.pod.name: p.action for p in plan.pods}

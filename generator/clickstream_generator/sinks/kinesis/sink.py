@@ -43,7 +43,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -684,14 +684,6 @@ class KinesisSink(Sink):
             self.settings.stream,
             len(shard_map.shard_ids),
         )
-
-    def iter_pending(self) -> Iterator[Record]:
-        """Events buffered or waiting for a retry (for tests and diagnostics)."""
-        yield from (item.record for item in self._buffer)
-        for unit in self._ready:
-            yield from unit.records
-        for _, _, unit in self._retries:
-            yield from unit.records
 
 
 def make_client(settings: KinesisSettings) -> Any:

@@ -119,7 +119,6 @@ class Producer:
         self.state = State.IDLE
         self.last_error: str | None = None
         self.config_version = 1
-        self.generated = 0
         self.loops_started = 0
         self._settings = settings
         self._source = self._make_source(settings, first_sequence=0)
@@ -347,7 +346,6 @@ class Producer:
                 if count <= 0:
                     return
             records = self._source.take(count, first_time=first_time, interval=interval)
-            self.generated += count
             await self._send(records)
             self._record_sample(clock.now())
             if count == MAX_CHUNK:
@@ -385,6 +383,11 @@ class Producer:
         self._samples.append((now, self.generated))
 
     # -- figures -----------------------------------------------------------
+
+    @property
+    def generated(self) -> int:
+        """Events generated in this process: the sequence numbers issued so far."""
+        return self._source.next_sequence
 
     @property
     def shortfall(self) -> int:

@@ -10,17 +10,22 @@ emulator throttles, and the product has no fault-injection switch.
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import http.server
 import json
 import threading
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import botocore.hooks
+
 from clickstream_generator.model.events import EventBatch, EventSource, Record
 from clickstream_generator.model.settings import ClickModel, ShardSlice
+from clickstream_generator.sinks.kinesis.serialising import PreparedRecords
 
 THROTTLED = {
     "ErrorCode": "ProvisionedThroughputExceededException",
@@ -68,6 +73,8 @@ class FakeKinesis:
         self.max_in_flight = 0
         self.keys_in_flight: list[str] = []
         self.key_overlaps = 0
+        # Where the sink registers its PutRecords hooks, as on a botocore client.
+        self.meta = types.SimpleNamespace(events=botocore.hooks.HierarchicalEmitter())
 
     def describe_stream_summary(self, **_: Any) -> dict[str, Any]:
         return {"StreamDescriptionSummary": {"StreamStatus": "ACTIVE"}}
@@ -83,7 +90,13 @@ class FakeKinesis:
             ]
         }
 
-    def put_records(self, *, Records: list[dict[str, Any]], **_: Any) -> dict[str, Any]:  # noqa: N803
+    def put_records(self, *, Records: Any, **_: Any) -> dict[str, Any]:  # noqa: N803
+        if isinstance(Records, PreparedRecords):
+            # As botocore's client takes it from the sink: the body, encoded ahead.
+            Records = [  # noqa: N806
+                {**entry, "Data": base64.b64decode(entry["Data"])}
+                for entry in json.loads(Records.body)["Records"]
+            ]
         keys = [entry["PartitionKey"] for entry in Records]
         with self.lock:
             number = len(self.calls)

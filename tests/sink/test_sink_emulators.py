@@ -141,11 +141,17 @@ async def test_30_percent_partial_throttling_loses_and_duplicates_nothing(
     rng = random.Random(30)
 
     def drop_some(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        # The throttled entries are never sent, so a resend cannot duplicate them.
-        records = params["Records"]
+        # The throttled entries are cut from the body on its way out, so they
+        # are never stored and a resend cannot duplicate them.
+        body = json.loads(params["body"])
+        records = body["Records"]
         dropped = [i for i in range(len(records)) if rng.random() < 0.3]
+        if len(dropped) == len(records):
+            # Kinesis refuses a request without entries.
+            dropped.pop()
         context["throttled"] = (dropped, len(records))
-        params["Records"] = [r for i, r in enumerate(records) if i not in set(dropped)]
+        body["Records"] = [r for i, r in enumerate(records) if i not in set(dropped)]
+        params["body"] = json.dumps(body).encode()
 
     def answer_throttled(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         if "throttled" not in context or "Records" not in parsed:
@@ -157,13 +163,13 @@ async def test_30_percent_partial_throttling_loses_and_duplicates_nothing(
         ]
         parsed["FailedRecordCount"] = parsed.get("FailedRecordCount", 0) + len(dropped)
 
-    client.meta.events.register("before-parameter-build.kinesis.PutRecords", drop_some)
+    client.meta.events.register("before-call.kinesis.PutRecords", drop_some)
     client.meta.events.register("after-call.kinesis.PutRecords", answer_throttled)
     sink = sink_for(endpoint_url, stream, tmp_path, client=client)
     sent = events(5000)
     await send_all(sink, sent)
     totals = await sink.close(60)
-    assert totals.acknowledged == 5000
+    assert totals.acknowledged == 5000, sink.last_error
     assert sink.metrics.retried_records > 1000
     stored = read_all_records(kinesis_client(endpoint_url), stream, expected=5000)
     assert sorted(event_id(r.data) for r in stored) == sorted(event_id(r.data) for r in sent)

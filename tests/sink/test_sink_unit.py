@@ -71,7 +71,8 @@ async def test_requests_hold_at_most_5_mib_counting_partition_keys(tmp_path: Pat
     totals = await deliver(KinesisSink(settings(tmp_path), client=fake), records)
     sizes = [sum(len(e["Data"]) + len(e["PartitionKey"]) for e in call) for call in fake.calls]
     assert max(sizes) <= 5 * MIB
-    assert [len(call) for call in fake.calls] == [10, 1]
+    # NB: the two requests run at once; either may reach the fake first.
+    assert sorted(len(call) for call in fake.calls) == [1, 10]
     assert totals.acknowledged == 11
 
 

@@ -20,8 +20,7 @@ from __future__ import annotations
 import operator
 from collections import deque
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import accumulate, islice, repeat
 from typing import NamedTuple
 
 from clickstream_generator.model.events import EventBatch, Record
@@ -44,39 +43,44 @@ SCAN_LIMIT = 10_000
 SHARD_CACHE_LIMIT = 100_000
 
 
-class Buffered(NamedTuple):
-    """An event waiting in the buffer."""
-
-    record: Record
-    size: int
-    """Data plus partition key, in bytes."""
-    deadline: float
-    """Monotonic time after which it fails instead of being retried."""
-    arrived: float
-    """Monotonic time it was buffered (for the linger time)."""
+#: The keys of a unit outside ordered mode (shared, to save building one per event).
+NO_KEYS: frozenset[str] = frozenset()
 
 
-@dataclass(eq=False, slots=True)
-class Unit:
-    """One Kinesis record of a request: one event, or an aggregate of several."""
+class Unit(NamedTuple):
+    """One Kinesis record of a request: one event, or an aggregate of several.
 
-    records: list[Record]
+    Immutable, so that the buffer's units can be built column by column
+    without Python code per event; a retry replaces a unit with a copy whose
+    ``attempts`` is one more.
+    """
+
+    records: Sequence[Record]
     size: int
     """Bytes as PutRecords counts them."""
     event_bytes: int
     """Sum of the events' own sizes (the accounting's unit)."""
     deadline: float
+    """Monotonic time after which it fails instead of being retried."""
     partition_key: str
+    arrived: float
+    """Monotonic time its first event was buffered (for the linger time)."""
+    data: bytes | None
+    """The bytes to send; None for an aggregate not encoded yet."""
     explicit_hash_key: str | None = None
     shard_id: ShardId | None = None
     """The shard an aggregate was built for; None for a single event."""
-    data: bytes | None = None
-    """The bytes to send; encoded by the sender thread for aggregates."""
-    attempts: int = 0
-    sent: bool = False
-    """Whether it has left the buffer for a request before."""
-    keys: frozenset[str] = field(default_factory=frozenset)
+    keys: frozenset[str] = NO_KEYS
     """Partition keys inside (ordered mode only)."""
+    attempts: int = 0
+    """Requests it failed in so far."""
+
+
+class Taken(NamedTuple):
+    """One request's units, and how many of their event bytes came from the buffer."""
+
+    units: list[Unit]
+    fresh_bytes: int
 
 
 def check_record(record: Record) -> tuple[int, str | None]:
@@ -89,10 +93,17 @@ def check_record(record: Record) -> tuple[int, str | None]:
     return size, None
 
 
+def single(record: Record, size: int, *, deadline: float, now: float, ordered: bool) -> Unit:
+    """The unit of one event."""
+    key = record.partition_key
+    keys = frozenset((key,)) if ordered else NO_KEYS
+    return Unit((record,), size, size, deadline, key, now, record.data, keys=keys)
+
+
 def buffer_all(
-    records: Sequence[Record], *, deadline: float, now: float
-) -> tuple[list[Buffered], int] | None:
-    """Every record ready to buffer, and their bytes; None if one of them cannot be sent.
+    records: Sequence[Record], *, deadline: float, now: float, ordered: bool
+) -> tuple[list[Unit], int] | None:
+    """A unit for every record, and their bytes; None if one of them cannot be sent.
 
     Works column by column, without Python code per event (the sink's hot
     path); `check_record` tells what is wrong with a record when this says None.
@@ -113,26 +124,26 @@ def buffer_all(
     sizes = list(map(operator.add, map(len, data), map(len, map(str.encode, keys))))
     if max(sizes) > MAX_BYTES_PER_RECORD:
         return None
-    # NB: tuple.__new__ builds the named tuples without running Python code per event.
-    entries = zip(records, sizes, repeat(deadline), repeat(now))
-    return list(map(tuple.__new__, repeat(Buffered), entries)), sum(sizes)
-
-
-#: The keys of a unit outside ordered mode (shared, to save building one per event).
-NO_KEYS: frozenset[str] = frozenset()
-
-
-def single(item: Buffered, *, ordered: bool) -> Unit:
-    record = item.record
-    return Unit(
-        records=[record],
-        size=item.size,
-        event_bytes=item.size,
-        deadline=item.deadline,
-        partition_key=record.partition_key,
-        data=record.data,
-        keys=frozenset((record.partition_key,)) if ordered else NO_KEYS,
+    # NB: zip(records) gives each record in a 1-tuple: the unit's records.
+    fields = zip(
+        zip(records),
+        sizes,
+        sizes,
+        repeat(deadline),
+        keys,
+        repeat(now),
+        data,
+        repeat(None),
+        repeat(None),
+        map(frozenset, zip(keys)) if ordered else repeat(NO_KEYS),
+        repeat(0),
     )
+    # NB: tuple.__new__ builds the named tuples without running Python code per event.
+    return list(map(tuple.__new__, repeat(Unit), fields)), sum(sizes)
+
+
+_SIZE = operator.attrgetter("size")
+_EVENT_BYTES = operator.attrgetter("event_bytes")
 
 
 class Batcher:
@@ -153,48 +164,61 @@ class Batcher:
         self._shards: dict[str, ShardId] = {}
         self._shards_of: ShardMap | None = None
 
-    def take(
-        self, ready: deque[Unit], buffer: deque[Buffered], held: Collection[str]
-    ) -> list[Unit]:
+    def take(self, ready: deque[Unit], buffer: deque[Unit], held: Collection[str]) -> Taken:
         """Pop units for one request; ``held`` are keys that may not go now (ordered)."""
         batch: list[Unit] = []
         nbytes = 0
         while ready and len(batch) < MAX_RECORDS_PER_REQUEST:
             if nbytes + ready[0].size > MAX_BYTES_PER_REQUEST:
-                return batch
+                return Taken(batch, 0)
             unit = ready.popleft()
             batch.append(unit)
             nbytes += unit.size
+        retried = len(batch)
         if self.aggregate and self.shard_map is not None:
             self._take_aggregated(buffer, held, batch, nbytes, self.shard_map)
+        elif self.ordered:
+            self._take_single_ordered(buffer, held, batch, nbytes)
         else:
-            self._take_single(buffer, held, batch, nbytes)
-        return batch
+            self._take_single(buffer, batch, nbytes)
+        return Taken(batch, sum(map(_EVENT_BYTES, islice(batch, retried, None))))
 
-    def _take_single(
-        self, buffer: deque[Buffered], held: Collection[str], batch: list[Unit], nbytes: int
+    @staticmethod
+    def _take_single(buffer: deque[Unit], batch: list[Unit], nbytes: int) -> None:
+        room = MAX_RECORDS_PER_REQUEST - len(batch)
+        limit = MAX_BYTES_PER_REQUEST - nbytes
+        count = 0
+        for total in accumulate(map(_SIZE, islice(buffer, room))):
+            if total > limit:
+                break
+            count += 1
+        batch.extend(islice(buffer, count))
+        for _ in range(count):
+            buffer.popleft()
+
+    @staticmethod
+    def _take_single_ordered(
+        buffer: deque[Unit], held: Collection[str], batch: list[Unit], nbytes: int
     ) -> None:
-        ordered = self.ordered
         taken: set[str] = set()
-        skipped: list[Buffered] = []
+        skipped: list[Unit] = []
         while buffer and len(batch) < MAX_RECORDS_PER_REQUEST and len(skipped) < SCAN_LIMIT:
-            item = buffer[0]
-            if nbytes + item.size > MAX_BYTES_PER_REQUEST:
+            unit = buffer[0]
+            if nbytes + unit.size > MAX_BYTES_PER_REQUEST:
                 break
             buffer.popleft()
-            if ordered:
-                key = item.record.partition_key
-                if key in held or key in taken:
-                    skipped.append(item)
-                    continue
-                taken.add(key)
-            batch.append(single(item, ordered=ordered))
-            nbytes += item.size
+            key = unit.partition_key
+            if key in held or key in taken:
+                skipped.append(unit)
+                continue
+            taken.add(key)
+            batch.append(unit)
+            nbytes += unit.size
         buffer.extendleft(reversed(skipped))
 
     def _take_aggregated(
         self,
-        buffer: deque[Buffered],
+        buffer: deque[Unit],
         held: Collection[str],
         batch: list[Unit],
         nbytes: int,
@@ -207,13 +231,13 @@ class Batcher:
         elif len(self._shards) > SHARD_CACHE_LIMIT:
             self._shards.clear()
         shards = self._shards
-        builders: dict[ShardId, tuple[AggregateBuilder, list[Buffered]]] = {}
+        builders: dict[ShardId, tuple[AggregateBuilder, list[Unit]]] = {}
         closed_keys: set[str] = set()
-        skipped: list[Buffered] = []
+        skipped: list[Unit] = []
         while buffer and len(skipped) < SCAN_LIMIT:
             item = buffer[0]
-            record = item.record
-            key = record.partition_key
+            record = item.records[0]
+            key = item.partition_key
             if ordered and (key in held or key in closed_keys):
                 skipped.append(buffer.popleft())
                 continue
@@ -223,7 +247,7 @@ class Batcher:
                     break
                 if nbytes + item.size > MAX_BYTES_PER_REQUEST:
                     break
-                batch.append(single(buffer.popleft(), ordered=ordered))
+                batch.append(buffer.popleft())
                 nbytes += item.size
                 continue
             shard = shards.get(key)
@@ -259,16 +283,18 @@ class Batcher:
             batch.append(self._finish(*entry))
         buffer.extendleft(reversed(skipped))
 
-    def _finish(self, builder: AggregateBuilder, items: list[Buffered]) -> Unit:
+    def _finish(self, builder: AggregateBuilder, items: list[Unit]) -> Unit:
         if len(items) == 1:
-            return single(items[0], ordered=self.ordered)
+            return items[0]
         first = builder.records[0].partition_key
         return Unit(
             records=builder.records,
             size=builder.size,
-            event_bytes=sum(item.size for item in items),
+            event_bytes=sum(item.event_bytes for item in items),
             deadline=min(item.deadline for item in items),
             partition_key=first,
+            arrived=min(item.arrived for item in items),
+            data=None,
             explicit_hash_key=str(hash_key(first)),
             shard_id=builder.shard_id,
             keys=frozenset(r.partition_key for r in builder.records) if self.ordered else NO_KEYS,

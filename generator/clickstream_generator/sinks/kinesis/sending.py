@@ -13,6 +13,7 @@ client-side parameter validation (the sink validates records itself).
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -20,10 +21,14 @@ from typing import Any, NamedTuple
 import boto3
 import botocore.config
 
+from clickstream_generator.sinks.kinesis import serialising
 from clickstream_generator.sinks.kinesis.aggregation import ShardMap, encode_aggregate
 from clickstream_generator.sinks.kinesis.batching import Unit
 
 logger = logging.getLogger(__name__)
+
+_KEY = operator.attrgetter("partition_key")
+_HASH_KEY = operator.attrgetter("explicit_hash_key")
 
 
 def make_client(
@@ -61,7 +66,9 @@ def make_client(
             aws_access_key_id="placeholder",
             aws_secret_access_key="placeholder",  # noqa: S106
         )
-    return session.client("kinesis", region_name=region, endpoint_url=endpoint_url, config=config)
+    client = session.client("kinesis", region_name=region, endpoint_url=endpoint_url, config=config)
+    serialising.install(client)
+    return client
 
 
 class Outcome(NamedTuple):
@@ -73,18 +80,18 @@ class Outcome(NamedTuple):
 
 
 def put_units(client: Any, stream_argument: dict[str, str], units: Sequence[Unit]) -> Outcome:
-    """One PutRecords call; never raises what the call raised, returns it."""
-    entries = []
-    for unit in units:
-        if unit.data is None:
-            unit.data = encode_aggregate(unit.records)
-        entry: dict[str, Any] = {"Data": unit.data, "PartitionKey": unit.partition_key}
-        if unit.explicit_hash_key is not None:
-            entry["ExplicitHashKey"] = unit.explicit_hash_key
-        entries.append(entry)
+    """One PutRecords call; never raises what the call raised, returns it.
+
+    The client must have had `serialising.install` (the sink's clients have).
+    """
+    # NB: aggregates are encoded here, off the event loop (again for a retry: rare).
+    data = [encode_aggregate(u.records) if u.data is None else u.data for u in units]
+    keys = list(map(_KEY, units))
+    hash_keys = list(map(_HASH_KEY, units))
+    records = serialising.prepare(stream_argument, data, keys, hash_keys)
     started = time.perf_counter()
     try:
-        answer = client.put_records(Records=entries, **stream_argument)
+        answer = client.put_records(Records=records, **stream_argument)
     except Exception as exc:
         # NB: sorting this out (retry or give up) is the sink's job, on its loop.
         # The traceback is dropped: it would tie this frame, and with it the

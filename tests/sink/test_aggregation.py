@@ -13,12 +13,12 @@ from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 
 from clickstream_generator.model.events import Record
 from clickstream_generator.sinks.kinesis.aggregation import (
-    AggregateBuilder,
-    ShardId,
     ShardMap,
     encode_aggregate,
     hash_key,
 )
+from clickstream_generator.sinks.kinesis.batching import Unit, columns_of
+from clickstream_generator.sinks.kinesis.packing import MAX_EVENTS, Packer
 from clickstream_generator.sinks.kinesis.sink import KinesisSettings, KinesisSink
 from tests.emulators import (
     create_stream,
@@ -51,20 +51,86 @@ def deaggregate(records: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes, 
     return result
 
 
+def _encode(records: list[Record]) -> bytes:
+    return encode_aggregate([r.partition_key for r in records], [r.data for r in records])
+
+
 def test_encoded_aggregate_reads_back_with_the_reference_deaggregator() -> None:
     records = [*events(200), Record(999, b"", "empty"), Record(1000, "ü€".encode(), "ключ")]
-    blob = encode_aggregate(records)
+    assert len({r.partition_key for r in records}) < len(records)  # keys repeat
+    blob = _encode(records)
     got = deaggregate([(records[0].partition_key, blob)])
     assert all(aggregated for _, _, aggregated in got)
     assert [(key, data) for key, data, _ in got] == [(r.partition_key, r.data) for r in records]
 
 
-def test_builder_predicts_the_exact_size() -> None:
-    builder = AggregateBuilder(ShardId("s"), max_size=1024 * 1024)
-    for record in events(300):
-        builder.add(record)
-    blob = encode_aggregate(builder.records)
-    assert builder.size == len(blob) + len(builder.records[0].partition_key)
+def _four_shards() -> ShardMap:
+    quarter = 2**126
+    return ShardMap.from_shards(
+        {
+            "ShardId": f"shardId-{index}",
+            "HashKeyRange": {
+                "StartingHashKey": str(index * quarter),
+                "EndingHashKey": str((index + 1) * quarter - 1),
+            },
+        }
+        for index in range(4)
+    )
+
+
+def _pack(packer: Packer, records: list[Record], chunk: int) -> list[Unit]:
+    units: list[Unit] = []
+    for start in range(0, len(records), chunk):
+        part = columns_of(records[start : start + chunk])
+        assert part is not None
+        units += packer.add(part, deadline=1e9, now=0.0)
+    return units
+
+
+def test_packed_aggregates_hold_every_event_once_within_the_limit_and_their_shard() -> None:
+    limit = 16 * 1024
+    shard_map = _four_shards()
+    packer = Packer(max_size=limit)
+    packer.shard_map = shard_map
+    records = list(events(5000))
+    full = _pack(packer, records, chunk=700)
+    assert packer.open_events == 5000 - sum(len(unit.records) for unit in full)
+    units = full + packer.close_all()
+    assert packer.open_events == 0
+    packed = sorted(record for unit in units for record in unit.records)
+    assert packed == sorted(records)
+    largest = max(len(r.data) + len(r.partition_key) for r in records) + 12
+    for unit in units:
+        blob = _encode(list(unit.records))
+        actual = len(blob) + len(unit.partition_key.encode())
+        assert actual <= unit.size <= limit
+        assert unit.event_bytes == sum(len(r.data) + len(r.partition_key) for r in unit.records)
+        assert {shard_map.shard_of(hash_key(r.partition_key)) for r in unit.records} == {
+            unit.shard_id
+        }
+    # Aggregates that filled up left little room: the size bound is tight.
+    assert all(unit.size > limit - largest for unit in full)
+    assert len(full) > 4 * 5
+
+
+def test_an_event_too_large_to_share_an_aggregate_goes_alone() -> None:
+    packer = Packer(max_size=1024)
+    packer.shard_map = _four_shards()
+    big, small = Record(0, b"x" * 2000, "big"), Record(1, b"y", "small")
+    units = _pack(packer, [big, small], chunk=2)
+    assert [(u.records[0], u.data, u.shard_id) for u in units] == [(big, big.data, None)]
+    (alone,) = packer.close_all()
+    assert (list(alone.records), alone.data) == ([small], small.data)
+
+
+def test_aggregates_hold_at_most_max_events_and_read_back() -> None:
+    packer = Packer(max_size=1024 * 1024)
+    packer.shard_map = _four_shards()
+    records = [Record(i, b"e", "k") for i in range(MAX_EVENTS + 10)]
+    units = _pack(packer, records, chunk=5000) + packer.close_all()
+    assert [len(unit.records) for unit in units] == [MAX_EVENTS, 10]
+    blob = _encode(list(units[0].records))
+    assert [data for _, data, _ in deaggregate([("k", blob)])] == [b"e"] * MAX_EVENTS
 
 
 def test_shard_map_finds_the_owner_of_a_hash_key() -> None:

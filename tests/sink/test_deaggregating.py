@@ -15,7 +15,8 @@ def test_our_aggregates_unpack_into_the_events_in_order() -> None:
     records = [
         Record(i, f'{{"n":{i}}}'.encode() * (i % 7 + 1), f"user-{i % 3}") for i in range(300)
     ]
-    assert deaggregate(encode_aggregate(records)) == [r.data for r in records]
+    blob = encode_aggregate([r.partition_key for r in records], [r.data for r in records])
+    assert deaggregate(blob) == [r.data for r in records]
 
 
 def test_the_reference_aggregators_records_unpack_too() -> None:

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from clickstream_generator.model.events import Record
 from clickstream_generator.sinks.base import PermanentSinkError, Sink
+from clickstream_generator.sinks.kinesis.deaggregating import deaggregate
 from clickstream_generator.sinks.kinesis.sink import KinesisSettings, KinesisSink
 from tests.sink.helpers import THROTTLED, FakeKinesis, events, sized, until
 
@@ -165,7 +166,10 @@ async def test_internal_failure_of_whole_calls_is_retried(tmp_path: Path) -> Non
     assert len(fake.stored) == 100
 
 
-async def test_ordered_mode_keeps_each_keys_order_under_throttling(tmp_path: Path) -> None:
+@pytest.mark.parametrize("aggregate", [False, True], ids=["plain", "aggregated"])
+async def test_ordered_mode_keeps_each_keys_order_under_throttling(
+    tmp_path: Path, aggregate: bool
+) -> None:
     rng = random.Random(7)
     lock = threading.Lock()
 
@@ -175,17 +179,26 @@ async def test_ordered_mode_keeps_each_keys_order_under_throttling(tmp_path: Pat
 
     fake = FakeKinesis(decide)
     records = events(3000)
-    sink = KinesisSink(settings(tmp_path, ordered=True, max_in_flight=4), client=fake)
+    options = settings(tmp_path, ordered=True, max_in_flight=4, aggregate=aggregate)
+    if aggregate:
+        options.max_aggregate_bytes = 4096
+    sink = KinesisSink(options, client=fake)
     await sink.open()
     for start in range(0, 3000, 100):
         await sink.send(records[start : start + 100])
     totals = await sink.close(30)
     assert totals.acknowledged == 3000
-    assert fake.key_overlaps == 0
-    order: dict[str, list[int]] = {}
+    order: dict[int, list[int]] = {}
     for entry in fake.stored:
-        order.setdefault(entry["PartitionKey"], []).append(json.loads(entry["Data"])["sequence"])
+        for data in deaggregate(entry["Data"]):
+            event = json.loads(data)
+            order.setdefault(event["user_id"], []).append(event["sequence"])
+    assert sum(map(len, order.values())) == 3000
     assert all(seqs == sorted(seqs) for seqs in order.values())
+    if aggregate:
+        assert len(fake.stored) < 300
+    else:
+        assert fake.key_overlaps == 0
 
 
 async def test_several_requests_run_at_once(tmp_path: Path) -> None:

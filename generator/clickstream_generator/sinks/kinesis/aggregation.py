@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any, Final, NewType
-
-from clickstream_generator.model.events import Record
 
 ShardId = NewType("ShardId", str)
 
@@ -103,80 +102,56 @@ class ShardMap:
         )
 
     def shard_of(self, key_hash: int) -> ShardId:
-        """The shard owning a hash key (the last one whose range starts at or below it)."""
-        index = bisect.bisect_right(self.starts, key_hash) - 1
-        return self.shard_ids[max(index, 0)]
+        """The shard owning a hash key."""
+        return self.shard_ids[self.index_of(key_hash)]
+
+    def index_of(self, key_hash: int) -> int:
+        """The index of the shard owning a hash key (the last one starting at or below it)."""
+        return max(bisect.bisect_right(self.starts, key_hash) - 1, 0)
 
 
-class AggregateBuilder:
-    """Collects events of one shard into one aggregated record, tracking its size."""
+def encode_aggregate(keys: Sequence[str], data: Sequence[bytes]) -> bytes:
+    """The aggregated record of the events ``keys`` and ``data`` (index-aligned), in order.
 
-    def __init__(self, shard_id: ShardId, max_size: int):
-        self.shard_id = shard_id
-        self.max_size = max_size
-        self.records: list[Record] = []
-        self.size = 0
-        """Bytes of the finished record plus its partition key, as PutRecords counts them."""
-        self._keys: dict[str, int] = {}
-
-    def growth(self, record: Record) -> int:
-        """Bytes the aggregate grows by when ``record`` is added."""
-        key = record.partition_key
-        index = self._keys.get(key)
-        growth = 0
-        if index is None:
-            index = len(self._keys)
-            key_size = len(key.encode())
-            growth = 1 + varint_size(key_size) + key_size
-        data_size = len(record.data)
-        inner = 2 + varint_size(index) + varint_size(data_size) + data_size
-        return growth + 1 + varint_size(inner) + inner
-
-    def fits(self, record: Record, growth: int | None = None) -> bool:
-        """Whether ``record`` can join without passing ``max_size`` (an empty one always can)."""
-        if not self.records:
-            return True
-        return self.size + (self.growth(record) if growth is None else growth) <= self.max_size
-
-    def add(self, record: Record, growth: int | None = None) -> None:
-        """Add ``record``; ``growth`` is what `growth` said for it, if already asked."""
-        if growth is None:
-            growth = self.growth(record)
-        if not self.records:
-            # The aggregate's own partition key (its first event's) counts too.
-            self.size = FRAME_SIZE + len(record.partition_key.encode())
-        self.size += growth
-        if record.partition_key not in self._keys:
-            self._keys[record.partition_key] = len(self._keys)
-        self.records.append(record)
-
-
-def encode_aggregate(records: Sequence[Record]) -> bytes:
-    """The aggregated record of ``records``, in order (magic, protobuf, MD5)."""
-    keys: dict[str, int] = {}
-    parts: list[bytes] = []
-    append = parts.append
-    small = _SMALL_VARINTS
-    for record in records:
-        key = record.partition_key
-        index = keys.get(key)
-        if index is None:
-            index = keys[key] = len(keys)
-        data = record.data
-        size = len(data)
-        index_varint = small[index] if index < 0x4000 else varint(index)
-        size_varint = small[size] if size < 0x4000 else varint(size)
-        inner = 2 + len(index_varint) + len(size_varint) + size
-        append(_RECORD_TAG)
-        append(small[inner] if inner < 0x4000 else varint(inner))
-        append(_KEY_INDEX_TAG)
-        append(index_varint)
-        append(_DATA_TAG)
-        append(size_varint)
-        append(data)
-    table = []
-    for key in keys:
-        encoded = key.encode("utf-8")
-        table.append(_TABLE_KEY_TAG + varint(len(encoded)) + encoded)
-    body = b"".join(table) + b"".join(parts)
+    Each distinct partition key is listed once. Built with C-level iteration
+    only (joins over zipped columns): this runs for every aggregated event.
+    """
+    # NB: dict.fromkeys keeps the first occurrence's order: the key table.
+    index_of = {key: index for index, key in enumerate(dict.fromkeys(keys))}
+    table_keys = list(map(str.encode, index_of))
+    key_varint = _varint_function(len(index_of))
+    table = b"".join(
+        chain.from_iterable(
+            zip(
+                repeat(_TABLE_KEY_TAG),
+                map(_SMALL_VARINTS.__getitem__, map(len, table_keys)),
+                table_keys,
+            )
+        )
+    )
+    sizes = list(map(len, data))
+    size_varint = _varint_function(max(sizes, default=0))
+    index_varints = list(map(key_varint, map(index_of.__getitem__, keys)))
+    size_varints = list(map(size_varint, sizes))
+    # inner = key index tag + its varint + data tag + size varint + data
+    inners = list(map(sum, zip(repeat(2), map(len, index_varints), map(len, size_varints), sizes)))
+    inner_varint = _varint_function(max(inners, default=0))
+    body = table + b"".join(
+        chain.from_iterable(
+            zip(
+                repeat(_RECORD_TAG),
+                map(inner_varint, inners),
+                repeat(_KEY_INDEX_TAG),
+                index_varints,
+                repeat(_DATA_TAG),
+                size_varints,
+                data,
+            )
+        )
+    )
     return MAGIC + body + hashlib.md5(body, usedforsecurity=False).digest()
+
+
+def _varint_function(largest: int) -> Callable[[int], bytes]:
+    """`varint`, or a table lookup doing the same when no value passes ``largest``."""
+    return _SMALL_VARINTS.__getitem__ if largest < len(_SMALL_VARINTS) else varint

@@ -6,11 +6,12 @@ Kinesis record (`Unit`) is one event, or with aggregation many events of one
 shard packed together (see ``aggregation``).
 
 Retried units (``ready``) always go first: they are older than anything in
-the buffer. In ordered mode an event is held back while another unit with
-its partition key is in flight or waiting for a retry, and a request never
-holds two units with the same key, so a partial failure cannot reorder a
-user's events. The scan for events that may go is bounded (`SCAN_LIMIT`), so
-a buffer full of one hot key costs little per batch.
+the buffer. In ordered mode a unit is held back while another unit sharing
+one of its partition keys is in flight or waiting for a retry, or was held
+back before it in this scan, and a request never holds two units sharing a
+key, so a partial failure cannot reorder a user's events. The scan for units
+that may go is bounded (`SCAN_LIMIT`), so a buffer full of one hot key costs
+little per batch.
 
 Not here: when to send, retries and accounting (``sink``).
 """
@@ -24,13 +25,7 @@ from itertools import accumulate, islice, repeat
 from typing import NamedTuple
 
 from clickstream_generator.model.events import EventBatch, Record
-from clickstream_generator.sinks.kinesis.aggregation import (
-    FRAME_SIZE,
-    AggregateBuilder,
-    ShardId,
-    ShardMap,
-    hash_key,
-)
+from clickstream_generator.sinks.kinesis.aggregation import ShardId
 
 #: Service limits of PutRecords.
 MAX_RECORDS_PER_REQUEST = 500
@@ -39,8 +34,6 @@ MAX_BYTES_PER_RECORD = 1024 * 1024
 MAX_PARTITION_KEY_LENGTH = 256
 #: Most buffered events looked at for one batch in ordered mode.
 SCAN_LIMIT = 10_000
-#: Most partition keys whose shard is remembered (random keys never repeat).
-SHARD_CACHE_LIMIT = 100_000
 
 
 #: The keys of a unit outside ordered mode (shared, to save building one per event).
@@ -100,46 +93,65 @@ def single(record: Record, size: int, *, deadline: float, now: float, ordered: b
     return Unit((record,), size, size, deadline, key, now, record.data, keys=keys)
 
 
-def buffer_all(
-    records: Sequence[Record], *, deadline: float, now: float, ordered: bool
-) -> tuple[list[Unit], int] | None:
-    """A unit for every record, and their bytes; None if one of them cannot be sent.
+class Columns(NamedTuple):
+    """Events to buffer, column by column, with their sizes."""
+
+    records: Sequence[Record]
+    sequences: Sequence[int]
+    data: list[bytes]
+    keys: list[str]
+    sizes: list[int]
+    """Data plus partition key, in bytes."""
+
+
+def columns_of(records: Sequence[Record]) -> Columns | None:
+    """The records as columns; None if one of them can never be sent.
 
     Works column by column, without Python code per event (the sink's hot
     path); `check_record` tells what is wrong with a record when this says None.
     """
-    if not records:
-        return [], 0
     if isinstance(records, EventBatch):
+        sequences: Sequence[int] = records.sequences
         data, keys = records.data, records.keys
-        records = list(
-            map(tuple.__new__, repeat(Record), zip(records.sequences, data, keys, strict=True))
-        )
     else:
+        sequences = [record.sequence for record in records]
         data = [record.data for record in records]
         keys = [record.partition_key for record in records]
+    if not records:
+        return Columns(records, sequences, data, keys, [])
     key_lengths = list(map(len, keys))
     if min(key_lengths) < 1 or max(key_lengths) > MAX_PARTITION_KEY_LENGTH:
         return None
-    sizes = list(map(operator.add, map(len, data), map(len, map(str.encode, keys))))
+    # NB: an ASCII key has as many bytes as characters (the usual case: no encoding).
+    key_sizes = key_lengths if "".join(keys).isascii() else map(len, map(str.encode, keys))
+    sizes = list(map(operator.add, map(len, data), key_sizes))
     if max(sizes) > MAX_BYTES_PER_RECORD:
         return None
+    return Columns(records, sequences, data, keys, sizes)
+
+
+def singles(columns: Columns, *, deadline: float, now: float, ordered: bool) -> list[Unit]:
+    """A unit for every event, built without Python code per event."""
+    records = columns.records
+    if isinstance(records, EventBatch):
+        records = list(records)
+    keys = columns.keys
     # NB: zip(records) gives each record in a 1-tuple: the unit's records.
     fields = zip(
         zip(records),
-        sizes,
-        sizes,
+        columns.sizes,
+        columns.sizes,
         repeat(deadline),
         keys,
         repeat(now),
-        data,
+        columns.data,
         repeat(None),
         repeat(None),
         map(frozenset, zip(keys)) if ordered else repeat(NO_KEYS),
         repeat(0),
     )
     # NB: tuple.__new__ builds the named tuples without running Python code per event.
-    return list(map(tuple.__new__, repeat(Unit), fields)), sum(sizes)
+    return list(map(tuple.__new__, repeat(Unit), fields))
 
 
 _SIZE = operator.attrgetter("size")
@@ -149,20 +161,8 @@ _EVENT_BYTES = operator.attrgetter("event_bytes")
 class Batcher:
     """Takes one request's worth of units from the retry queue and the buffer."""
 
-    def __init__(
-        self,
-        *,
-        ordered: bool = False,
-        aggregate: bool = False,
-        max_aggregate_bytes: int = 64 * 1024,
-    ):
+    def __init__(self, *, ordered: bool = False):
         self.ordered = ordered
-        self.aggregate = aggregate
-        self.max_aggregate_bytes = min(max_aggregate_bytes, MAX_BYTES_PER_RECORD)
-        self.shard_map: ShardMap | None = None
-        # The shard of each partition key seen, for the current shard map.
-        self._shards: dict[str, ShardId] = {}
-        self._shards_of: ShardMap | None = None
 
     def take(self, ready: deque[Unit], buffer: deque[Unit], held: Collection[str]) -> Taken:
         """Pop units for one request; ``held`` are keys that may not go now (ordered)."""
@@ -175,16 +175,14 @@ class Batcher:
             batch.append(unit)
             nbytes += unit.size
         retried = len(batch)
-        if self.aggregate and self.shard_map is not None:
-            self._take_aggregated(buffer, held, batch, nbytes, self.shard_map)
-        elif self.ordered:
-            self._take_single_ordered(buffer, held, batch, nbytes)
+        if self.ordered:
+            self._take_ordered(buffer, held, batch, nbytes)
         else:
-            self._take_single(buffer, batch, nbytes)
+            self._take_in_order(buffer, batch, nbytes)
         return Taken(batch, sum(map(_EVENT_BYTES, islice(batch, retried, None))))
 
     @staticmethod
-    def _take_single(buffer: deque[Unit], batch: list[Unit], nbytes: int) -> None:
+    def _take_in_order(buffer: deque[Unit], batch: list[Unit], nbytes: int) -> None:
         room = MAX_RECORDS_PER_REQUEST - len(batch)
         limit = MAX_BYTES_PER_REQUEST - nbytes
         count = 0
@@ -197,105 +195,21 @@ class Batcher:
             buffer.popleft()
 
     @staticmethod
-    def _take_single_ordered(
+    def _take_ordered(
         buffer: deque[Unit], held: Collection[str], batch: list[Unit], nbytes: int
     ) -> None:
-        taken: set[str] = set()
+        # Keys that may not go: in flight or retrying, taken, or of a unit held back.
+        blocked = set(held)
         skipped: list[Unit] = []
         while buffer and len(batch) < MAX_RECORDS_PER_REQUEST and len(skipped) < SCAN_LIMIT:
             unit = buffer[0]
             if nbytes + unit.size > MAX_BYTES_PER_REQUEST:
                 break
             buffer.popleft()
-            key = unit.partition_key
-            if key in held or key in taken:
+            if not blocked.isdisjoint(unit.keys):
                 skipped.append(unit)
-                continue
-            taken.add(key)
-            batch.append(unit)
-            nbytes += unit.size
-        buffer.extendleft(reversed(skipped))
-
-    def _take_aggregated(
-        self,
-        buffer: deque[Unit],
-        held: Collection[str],
-        batch: list[Unit],
-        nbytes: int,
-        shard_map: ShardMap,
-    ) -> None:
-        ordered = self.ordered
-        if self._shards_of is not shard_map:
-            self._shards.clear()
-            self._shards_of = shard_map
-        elif len(self._shards) > SHARD_CACHE_LIMIT:
-            self._shards.clear()
-        shards = self._shards
-        builders: dict[ShardId, tuple[AggregateBuilder, list[Unit]]] = {}
-        closed_keys: set[str] = set()
-        skipped: list[Unit] = []
-        while buffer and len(skipped) < SCAN_LIMIT:
-            item = buffer[0]
-            record = item.records[0]
-            key = item.partition_key
-            if ordered and (key in held or key in closed_keys):
-                skipped.append(buffer.popleft())
-                continue
-            # An event too large to share a record goes alone, unaggregated.
-            if item.size + FRAME_SIZE + 16 > self.max_aggregate_bytes:
-                if len(batch) + len(builders) >= MAX_RECORDS_PER_REQUEST:
-                    break
-                if nbytes + item.size > MAX_BYTES_PER_REQUEST:
-                    break
-                batch.append(buffer.popleft())
-                nbytes += item.size
-                continue
-            shard = shards.get(key)
-            if shard is None:
-                shard = shards[key] = shard_map.shard_of(hash_key(key))
-            entry = builders.get(shard)
-            growth = 0 if entry is None else entry[0].growth(record)
-            if entry is not None and not entry[0].fits(record, growth):
-                # The shard's aggregate is full: it joins the batch as it is.
-                del builders[shard]
-                batch.append(self._finish(*entry))
-                if ordered:
-                    closed_keys.update(r.partition_key for r in entry[0].records)
-                    if key in closed_keys:
-                        continue
-                entry = None
-            if entry is None:
-                if len(batch) + len(builders) >= MAX_RECORDS_PER_REQUEST:
-                    break
-                entry = (AggregateBuilder(shard, self.max_aggregate_bytes), [])
-                inner = entry[0].growth(record)
-                growth = FRAME_SIZE + len(key.encode("utf-8")) + inner
             else:
-                inner = growth
-            if nbytes + growth > MAX_BYTES_PER_REQUEST:
-                break
-            builders[shard] = entry
-            buffer.popleft()
-            entry[0].add(record, inner)
-            entry[1].append(item)
-            nbytes += growth
-        for entry in builders.values():
-            batch.append(self._finish(*entry))
+                batch.append(unit)
+                nbytes += unit.size
+            blocked.update(unit.keys)
         buffer.extendleft(reversed(skipped))
-
-    def _finish(self, builder: AggregateBuilder, items: list[Unit]) -> Unit:
-        if len(items) == 1:
-            return items[0]
-        first = builder.records[0].partition_key
-        return Unit(
-            records=builder.records,
-            size=builder.size,
-            event_bytes=sum(item.event_bytes for item in items),
-            deadline=min(item.deadline for item in items),
-            partition_key=first,
-            arrived=min(item.arrived for item in items),
-            data=None,
-            explicit_hash_key=str(hash_key(first)),
-            shard_id=builder.shard_id,
-            keys=frozenset(r.partition_key for r in builder.records) if self.ordered else NO_KEYS,
-        )

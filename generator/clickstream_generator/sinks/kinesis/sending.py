@@ -24,6 +24,7 @@ import botocore.config
 from clickstream_generator.sinks.kinesis import serialising
 from clickstream_generator.sinks.kinesis.aggregation import ShardMap, encode_aggregate
 from clickstream_generator.sinks.kinesis.batching import Unit
+from clickstream_generator.sinks.kinesis.packing import EventColumns
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def put_units(client: Any, stream_argument: dict[str, str], units: Sequence[Unit
     The client must have had `serialising.install` (the sink's clients have).
     """
     # NB: aggregates are encoded here, off the event loop (again for a retry: rare).
-    data = [encode_aggregate(u.records) if u.data is None else u.data for u in units]
+    data = [_aggregate(unit) if unit.data is None else unit.data for unit in units]
     keys = list(map(_KEY, units))
     hash_keys = list(map(_HASH_KEY, units))
     records = serialising.prepare(stream_argument, data, keys, hash_keys)
@@ -99,6 +100,13 @@ def put_units(client: Any, stream_argument: dict[str, str], units: Sequence[Unit
         # frees (late, see kits.collecting), holding megabytes under throttling.
         return Outcome(None, exc.with_traceback(None), time.perf_counter() - started)
     return Outcome(dict(answer), None, time.perf_counter() - started)
+
+
+def _aggregate(unit: Unit) -> bytes:
+    records = unit.records
+    if isinstance(records, EventColumns):
+        return encode_aggregate(records.keys, records.data)
+    return encode_aggregate([r.partition_key for r in records], [r.data for r in records])
 
 
 def describe_stream(client: Any, stream_argument: dict[str, str]) -> dict[str, Any]:

@@ -67,12 +67,13 @@ from clickstream_generator.sinks.kinesis.batching import (
     MAX_RECORDS_PER_REQUEST,
     Batcher,
     Unit,
-    buffer_all,
     check_record,
-    single,
+    columns_of,
+    singles,
 )
 from clickstream_generator.sinks.kinesis.errors import classify, is_retryable_code, reason_of
 from clickstream_generator.sinks.kinesis.metrics import KinesisMetrics
+from clickstream_generator.sinks.kinesis.packing import Packer
 
 logger = logging.getLogger(__name__)
 
@@ -176,10 +177,11 @@ class KinesisSink(Sink):
         self._client = client
         self._owns_client = client is None
         self._spool = Spool(settings.spool_path) if settings.spool_path else None
-        self._batcher = Batcher(
-            ordered=settings.ordered,
-            aggregate=settings.aggregate,
-            max_aggregate_bytes=settings.max_aggregate_bytes,
+        self._batcher = Batcher(ordered=settings.ordered)
+        self._packer = (
+            Packer(max_size=settings.max_aggregate_bytes, ordered=settings.ordered)
+            if settings.aggregate
+            else None
         )
         self._buffer: deque[Unit] = deque()
         self._buffered_bytes = 0
@@ -219,10 +221,10 @@ class KinesisSink(Sink):
             max_workers=self.settings.max_in_flight + 1, thread_name_prefix="kinesis-put"
         )
         await self._wait_active()
-        if self.settings.aggregate:
+        if self._packer is not None:
             loop = asyncio.get_running_loop()
             try:
-                self._batcher.shard_map = await loop.run_in_executor(
+                self._packer.shard_map = await loop.run_in_executor(
                     self._executor,
                     sending.read_shard_map,
                     self._client,
@@ -335,20 +337,24 @@ class KinesisSink(Sink):
         accepted_bytes = 0
         rejected: dict[str, list[Record]] = {}
         buffer = self._buffer
-        ordered = self.settings.ordered
-        checked = buffer_all(records, deadline=deadline, now=now, ordered=ordered)
-        if checked is not None:
-            buffer.extend(checked[0])
-            accepted_bytes = checked[1]
-        else:
+        columns = columns_of(records)
+        if columns is None:
             # Some records can never be sent: sort them out one by one.
+            sendable: list[Record] = []
             for record in records:
-                size, problem = check_record(record)
+                _, problem = check_record(record)
                 if problem is None:
-                    buffer.append(single(record, size, deadline=deadline, now=now, ordered=ordered))
-                    accepted_bytes += size
+                    sendable.append(record)
                 else:
                     rejected.setdefault(problem, []).append(record)
+            columns = columns_of(sendable)
+            assert columns is not None
+        accepted_bytes = sum(columns.sizes)
+        if self._packer is not None:
+            buffer.extend(self._packer.add(columns, deadline=deadline, now=now))
+        else:
+            ordered = self.settings.ordered
+            buffer.extend(singles(columns, deadline=deadline, now=now, ordered=ordered))
         self.accounting.accept(len(records), accepted_bytes)
         taken = len(records) - sum(len(r) for r in rejected.values())
         self._pending_records += taken
@@ -406,7 +412,7 @@ class KinesisSink(Sink):
         return {
             "kind": self.kind,
             "stream": self.settings.stream,
-            "buffered_records": len(self._buffer),
+            "buffered_records": self._buffered_events(),
             "pending_records": self._pending_records,
             "retry_queue": len(self._retries) + len(self._ready),
             "in_flight_requests": len(self._in_flight),
@@ -424,7 +430,7 @@ class KinesisSink(Sink):
         yield from accounting_metrics(self.accounting.snapshot(), sink=self.kind)
         yield from self.metrics.collect(
             stream=self.settings.stream,
-            buffered_records=len(self._buffer),
+            buffered_records=self._buffered_events(),
             in_flight_requests=len(self._in_flight),
         )
 
@@ -437,9 +443,24 @@ class KinesisSink(Sink):
         )
 
     def _batch_is_full(self) -> bool:
-        if self._buffered_bytes >= MAX_BYTES_PER_REQUEST:
-            return True
-        return not self.settings.aggregate and len(self._buffer) >= MAX_RECORDS_PER_REQUEST
+        return (
+            self._buffered_bytes >= MAX_BYTES_PER_REQUEST
+            or len(self._buffer) >= MAX_RECORDS_PER_REQUEST
+        )
+
+    def _buffered_events(self) -> int:
+        """Events buffered, in units or in open aggregates."""
+        open_events = self._packer.open_events if self._packer is not None else 0
+        return sum(map(len, map(_RECORDS, self._buffer))) + open_events
+
+    def _close_lingering_aggregates(self, now: float) -> None:
+        """Move open aggregates to the buffer when they have lingered, or while flushing."""
+        packer = self._packer
+        if packer is None or not packer.open_events:
+            return
+        oldest = packer.oldest
+        if self._flushing or (oldest is not None and now - oldest >= self.settings.linger):
+            self._buffer.extend(packer.close_all())
 
     async def _guarded_dispatch(self) -> None:
         try:
@@ -459,6 +480,7 @@ class KinesisSink(Sink):
             self._wake.clear()
             now = time.monotonic()
             self._release_due_retries(now)
+            self._close_lingering_aggregates(now)
             blocked = False
             while len(self._in_flight) < self.settings.max_in_flight and (
                 self._ready or self._buffer
@@ -482,6 +504,9 @@ class KinesisSink(Sink):
                 wakeups.append(self._buffer[0].arrived + linger)
             if self._retries:
                 wakeups.append(self._retries[0][0])
+            oldest_open = self._packer.oldest if self._packer is not None else None
+            if oldest_open is not None:
+                wakeups.append(oldest_open + linger)
             timeout = max(0.0, min(wakeups) - time.monotonic()) if wakeups else None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
@@ -659,6 +684,8 @@ class KinesisSink(Sink):
         self._ready.clear()
         self._retries.clear()
         self._give_up(waiting, reason)
+        if self._packer is not None:
+            self._buffer.extend(self._packer.close_all())
         if self._buffer:
             records = [record for unit in self._buffer for record in unit.records]
             nbytes = sum(unit.event_bytes for unit in self._buffer)
@@ -695,7 +722,8 @@ class KinesisSink(Sink):
         except Exception as exc:
             logger.warning("Cannot re-read the shard map (%s); keeping the old one.", exc)
             return
-        self._batcher.shard_map = shard_map
+        if self._packer is not None:
+            self._packer.shard_map = shard_map
         self.metrics.count_shard_map_refresh()
         logger.info(
             "Re-read the shard map of %s: %d open shards.",

@@ -7,6 +7,13 @@ included (the sink's sender threads are part of the cost), from the first
 event to the last acknowledgement. PutRecords calls and the bytes of their
 HTTP bodies (base64 included, as on the wire) are counted by a botocore
 event hook on the sink's own client.
+
+Absolute CPU figures swing by up to 3x on these shared machines between one
+hour and the next, so each run also measures, in the same process and
+against the same emulator, a baseline: the same generator feeding a plain
+boto3 loop (PutRecords of 500 entries as dicts, the default client), the
+way a straightforward Python producer writes. The ratios to it are what
+compares across runs.
 """
 
 from __future__ import annotations
@@ -20,8 +27,14 @@ from tests.emulators import create_stream, kinesis_client, unique_stream_name
 from benchmarks.measuring import Figures, self_cpu
 from clickstream_generator.engine.running import Limits, Producer, RunSettings
 from clickstream_generator.kits import collecting
-from clickstream_generator.model.settings import ClickModel
-from clickstream_generator.sinks.kinesis.sink import KinesisSettings, KinesisSink, make_client
+from clickstream_generator.model.events import EventSource
+from clickstream_generator.model.settings import ClickModel, ShardSlice
+from clickstream_generator.sinks.kinesis.sink import (
+    MAX_RECORDS_PER_REQUEST,
+    KinesisSettings,
+    KinesisSink,
+    make_client,
+)
 
 SHARDS = 4
 
@@ -36,6 +49,22 @@ class _Wire:
     def count(self, request: Any, **_: Any) -> None:
         self.calls += 1
         self.bytes += len(request.body or b"")
+
+
+def _baseline(endpoint: str, stream: str, count: int) -> float:
+    """CPU µs per event of the same events written by a plain boto3 loop."""
+    client = kinesis_client(endpoint)
+    source = EventSource(ClickModel(), ShardSlice(), producer_id="bench-baseline", seed=1)
+    cpu = self_cpu()
+    for start in range(0, count, MAX_RECORDS_PER_REQUEST):
+        batch = source.take(
+            min(MAX_RECORDS_PER_REQUEST, count - start), first_time=time.time(), interval=1e-5
+        )
+        entries: Any = [{"Data": r.data, "PartitionKey": r.partition_key} for r in batch]
+        answer = client.put_records(StreamName=stream, Records=entries)
+        if answer["FailedRecordCount"]:
+            raise RuntimeError("the baseline's records were refused; nothing throttles here")
+    return (self_cpu() - cpu) / count * 1e6
 
 
 async def _deliver(endpoint: str, stream: str, count: int, *, aggregate: bool) -> Figures:
@@ -74,10 +103,15 @@ async def _deliver(endpoint: str, stream: str, count: int, *, aggregate: bool) -
 def run_once(endpoint: str, *, count: int) -> Figures:
     """Deliver ``count`` events without and with aggregation, each into a fresh stream."""
     figures: Figures = {}
+    stream = unique_stream_name("bench-baseline")
+    create_stream(kinesis_client(endpoint), stream, shards=SHARDS)
+    baseline = _baseline(endpoint, stream, count)
+    figures["baseline_cpu_us_per_event"] = baseline
     for aggregate in (False, True):
         stream = unique_stream_name("bench-aggregated" if aggregate else "bench-plain")
         create_stream(kinesis_client(endpoint), stream, shards=SHARDS)
         run = asyncio.run(_deliver(endpoint, stream, count, aggregate=aggregate))
         prefix = "aggregated_" if aggregate else "plain_"
         figures.update({prefix + key: value for key, value in run.items()})
+        figures[prefix + "cpu_over_baseline"] = run["cpu_us_per_event"] / baseline
     return figures

@@ -21,7 +21,7 @@ or on a flush), the byte format (``aggregation``).
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import overload
 
@@ -44,6 +44,8 @@ SHARD_CACHE_LIMIT = 100_000
 #: Bytes an event may take in an aggregate beyond data and key, at most:
 #: four tags, and the varints of the key index (two bytes at most).
 _FIXED_OVERHEAD = 4 + 2
+#: Events in a unit.
+_EVENTS: Callable[[Unit], int] = operator.attrgetter("events")
 #: The shard index of events that go alone.
 _ALONE = -1
 
@@ -175,7 +177,7 @@ class Packer:
                 closed=closed,
             )
         self.open_events += count
-        self.open_events -= sum(len(unit.records) for unit in closed)
+        self.open_events -= sum(map(_EVENTS, closed))
         return closed
 
     def close_all(self) -> list[Unit]:
@@ -281,12 +283,21 @@ class Packer:
         first = entry.keys[0]
         if len(entry.data) == 1:
             size = entry.event_bytes
-            record = Record(entry.sequences[0], entry.data[0], first)
             return Unit(
-                (record,), size, size, entry.deadline, first, entry.arrived, record.data, keys=keys
+                1,
+                entry.sequences[0],
+                size,
+                size,
+                entry.deadline,
+                first,
+                entry.arrived,
+                entry.data[0],
+                keys=keys,
             )
         return Unit(
-            records=EventColumns(entry.sequences, entry.data, entry.keys),
+            events=len(entry.data),
+            sequence=entry.sequences[0],
+            inside=EventColumns(entry.sequences, entry.data, entry.keys),
             size=entry.size,
             event_bytes=entry.event_bytes,
             deadline=entry.deadline,

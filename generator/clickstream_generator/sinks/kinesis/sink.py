@@ -44,7 +44,7 @@ import operator
 import random
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,7 @@ from clickstream_generator.sinks.kinesis.packing import Packer
 logger = logging.getLogger(__name__)
 
 _SEQUENCE_NUMBER = operator.methodcaller("get", "SequenceNumber")
-_RECORDS = operator.attrgetter("records")
+_EVENTS: Callable[[Unit], int] = operator.attrgetter("events")
 _EVENT_BYTES = operator.attrgetter("event_bytes")
 
 
@@ -298,7 +298,7 @@ class KinesisSink(Sink):
             self._give_up_everything_waiting(reason)
             await self._wait_in_flight(self.settings.in_flight_grace)
             for batch in list(self._in_flight.values()):
-                self.metrics.count_duplicate_risk(sum(len(u.records) for u in batch))
+                self.metrics.count_duplicate_risk(sum(map(_EVENTS, batch)))
                 self._give_up(batch, "in_flight_at_shutdown")
             self._in_flight.clear()
             for task in (self._dispatcher, self._map_refresh):
@@ -451,7 +451,7 @@ class KinesisSink(Sink):
     def _buffered_events(self) -> int:
         """Events buffered, in units or in open aggregates."""
         open_events = self._packer.open_events if self._packer is not None else 0
-        return sum(map(len, map(_RECORDS, self._buffer))) + open_events
+        return sum(map(_EVENTS, self._buffer)) + open_events
 
     def _close_lingering_aggregates(self, now: float) -> None:
         """Move open aggregates to the buffer when they have lingered, or while flushing."""
@@ -573,7 +573,7 @@ class KinesisSink(Sink):
         self.last_error = str(failure)
         if failure.reason == "read_timeout":
             # The server may have stored the batch before the answer was lost.
-            self.metrics.count_duplicate_risk(sum(len(unit.records) for unit in batch))
+            self.metrics.count_duplicate_risk(sum(map(_EVENTS, batch)))
         if (
             failure.reason == "invalid_credentials"
             and self._credential_failures < self.settings.credential_refreshes
@@ -597,7 +597,7 @@ class KinesisSink(Sink):
             and all(map(_SEQUENCE_NUMBER, results))
         ):
             # The common case, every entry stored, without Python code per event.
-            self._acknowledge(sum(map(len, map(_RECORDS, batch))), sum(map(_EVENT_BYTES, batch)))
+            self._acknowledge(sum(map(_EVENTS, batch)), sum(map(_EVENT_BYTES, batch)))
             return
         acked_events = 0
         acked_bytes = 0
@@ -606,12 +606,12 @@ class KinesisSink(Sink):
         stale_map = False
         for unit, result in zip(batch, results, strict=False):
             if result.get("SequenceNumber"):
-                acked_events += len(unit.records)
+                acked_events += unit.events
                 acked_bytes += unit.event_bytes
                 if unit.keys:
                     self._held.difference_update(unit.keys)
                 if unit.shard_id is not None:
-                    self.metrics.count_aggregated(len(unit.records))
+                    self.metrics.count_aggregated(unit.events)
                     if result.get("ShardId") not in (None, unit.shard_id):
                         stale_map = True
                 continue
@@ -653,7 +653,7 @@ class KinesisSink(Sink):
             delay = random.uniform(0, ceiling)
             retry = unit._replace(attempts=attempts)
             heapq.heappush(self._retries, (now + delay, next(self._order), retry))
-            retried += len(unit.records)
+            retried += unit.events
         self.metrics.count_retried(retried)
 
     def _give_up(self, units: Iterable[Unit], reason: str) -> None:

@@ -21,7 +21,7 @@ or on a flush), the byte format (``aggregation``).
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import overload
 
@@ -35,7 +35,7 @@ from clickstream_generator.sinks.kinesis.aggregation import (
     ShardMap,
     hash_key,
 )
-from clickstream_generator.sinks.kinesis.batching import NO_KEYS, Columns, Unit
+from clickstream_generator.sinks.kinesis.batching import EVENTS_OF, NO_KEYS, Columns, Unit
 
 #: Most events in one aggregate: key indexes stay within two varint bytes.
 MAX_EVENTS = 0x4000 - 1
@@ -44,8 +44,6 @@ SHARD_CACHE_LIMIT = 100_000
 #: Bytes an event may take in an aggregate beyond data and key, at most:
 #: four tags, and the varints of the key index (two bytes at most).
 _FIXED_OVERHEAD = 4 + 2
-#: Events in a unit.
-_EVENTS: Callable[[Unit], int] = operator.attrgetter("events")
 #: The shard index of events that go alone.
 _ALONE = -1
 
@@ -177,7 +175,7 @@ class Packer:
                 closed=closed,
             )
         self.open_events += count
-        self.open_events -= sum(map(_EVENTS, closed))
+        self.open_events -= sum(map(EVENTS_OF, closed))
         return closed
 
     def close_all(self) -> list[Unit]:

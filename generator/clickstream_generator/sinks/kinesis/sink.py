@@ -44,7 +44,7 @@ import operator
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ from clickstream_generator.sinks.base import (
 )
 from clickstream_generator.sinks.kinesis import sending, serialising
 from clickstream_generator.sinks.kinesis.batching import (
+    EVENTS_OF,
     MAX_BYTES_PER_REQUEST,
     MAX_RECORDS_PER_REQUEST,
     Batcher,
@@ -78,7 +79,6 @@ from clickstream_generator.sinks.kinesis.packing import Packer
 logger = logging.getLogger(__name__)
 
 _SEQUENCE_NUMBER = operator.methodcaller("get", "SequenceNumber")
-_EVENTS: Callable[[Unit], int] = operator.attrgetter("events")
 _EVENT_BYTES = operator.attrgetter("event_bytes")
 
 
@@ -298,7 +298,7 @@ class KinesisSink(Sink):
             self._give_up_everything_waiting(reason)
             await self._wait_in_flight(self.settings.in_flight_grace)
             for batch in list(self._in_flight.values()):
-                self.metrics.count_duplicate_risk(sum(map(_EVENTS, batch)))
+                self.metrics.count_duplicate_risk(sum(map(EVENTS_OF, batch)))
                 self._give_up(batch, "in_flight_at_shutdown")
             self._in_flight.clear()
             for task in (self._dispatcher, self._map_refresh):
@@ -451,7 +451,7 @@ class KinesisSink(Sink):
     def _buffered_events(self) -> int:
         """Events buffered, in units or in open aggregates."""
         open_events = self._packer.open_events if self._packer is not None else 0
-        return sum(map(_EVENTS, self._buffer)) + open_events
+        return sum(map(EVENTS_OF, self._buffer)) + open_events
 
     def _close_lingering_aggregates(self, now: float) -> None:
         """Move open aggregates to the buffer when they have lingered, or while flushing."""
@@ -573,7 +573,7 @@ class KinesisSink(Sink):
         self.last_error = str(failure)
         if failure.reason == "read_timeout":
             # The server may have stored the batch before the answer was lost.
-            self.metrics.count_duplicate_risk(sum(map(_EVENTS, batch)))
+            self.metrics.count_duplicate_risk(sum(map(EVENTS_OF, batch)))
         if (
             failure.reason == "invalid_credentials"
             and self._credential_failures < self.settings.credential_refreshes
@@ -597,7 +597,7 @@ class KinesisSink(Sink):
             and all(map(_SEQUENCE_NUMBER, results))
         ):
             # The common case, every entry stored, without Python code per event.
-            self._acknowledge(sum(map(_EVENTS, batch)), sum(map(_EVENT_BYTES, batch)))
+            self._acknowledge(sum(map(EVENTS_OF, batch)), sum(map(_EVENT_BYTES, batch)))
             return
         acked_events = 0
         acked_bytes = 0
